@@ -1,0 +1,22 @@
+# One entry point for people and CI. Every target prepares the machine first
+# (system packages, virtual environments, a running Docker engine).
+SHELL := /bin/bash
+
+.PHONY: bootstrap demo demo-down test lint unit
+
+bootstrap:
+	scripts/bootstrap.sh
+
+demo: bootstrap  ## bring up the local demo cluster and run site.yml against it
+	scripts/demo.sh up
+
+demo-down:  ## remove the local demo cluster
+	scripts/demo.sh down
+
+test: bootstrap  ## lint, unit tests and every molecule scenario
+	scripts/test.sh
+
+lint: bootstrap
+	QVC_SKIP_MOLECULE=1 scripts/test.sh
+
+unit: lint

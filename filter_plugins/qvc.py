@@ -1,0 +1,93 @@
+"""Filters shared by the roles: one definition of "the WebUI instances of the fleet".
+
+Every consumer (preflight, the webui role, the nginx_lb upstream, monitoring targets,
+the health report, the rolling update) derives instances from the same inventory facts
+through `qvc_instances`, so they can never disagree about names, ports or GPUs.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+DEFAULT_BASE_PORT = 8001
+INSTANCE_PREFIX = "qvc-webui"
+
+
+class InstanceSpecError(ValueError):
+    """An inventory value that cannot describe a set of instances."""
+
+
+def _host_address(host: str, hv: Mapping[str, Any]) -> str:
+    addr = hv.get("qvc_cluster_address") or hv.get("ansible_host") or host
+    return str(addr)
+
+
+def _gpu_list(host: str, hv: Mapping[str, Any]) -> list[str]:
+    """GPUs a host serves: the explicit override, else the discovered GPUs (UUIDs)."""
+    override = hv.get("webui_gpu_ids")
+    if override not in (None, "", []):
+        if not isinstance(override, (list, tuple)):
+            raise InstanceSpecError(f"{host}: webui_gpu_ids must be a list of GPU indices or UUIDs, got {override!r}")
+        return [str(g) for g in override]
+    gpus = hv.get("nvidia_gpus") or []
+    return [str(g["uuid"]) for g in gpus if isinstance(g, Mapping) and g.get("uuid")]
+
+
+def host_instances(host: str, hv: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The WebUI instances of one host, in index order."""
+    base_port = hv.get("webui_base_port", DEFAULT_BASE_PORT)
+    try:
+        base_port = int(base_port)
+    except (TypeError, ValueError):
+        raise InstanceSpecError(f"{host}: webui_base_port must be an integer, got {base_port!r}") from None
+    gpus = _gpu_list(host, hv)
+    if gpus:
+        devices = [("cuda", g) for g in gpus]
+    else:
+        count = hv.get("webui_cpu_instances", 0)
+        try:
+            count = int(count)
+        except (TypeError, ValueError):
+            raise InstanceSpecError(f"{host}: webui_cpu_instances must be an integer, got {count!r}") from None
+        if count < 0:
+            raise InstanceSpecError(f"{host}: webui_cpu_instances must be >= 0, got {count}")
+        devices = [("cpu", None)] * count
+    address = _host_address(host, hv)
+    return [
+        {
+            "host": host,
+            "name": f"{INSTANCE_PREFIX}-{i}",
+            "id": f"{host}-{i}",
+            "index": i,
+            "address": address,
+            "port": base_port + i,
+            "device": device,
+            "gpu": gpu,
+        }
+        for i, (device, gpu) in enumerate(devices)
+    ]
+
+
+def qvc_instances(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[dict[str, Any]]:
+    """All instances of `hosts` (e.g. groups['gpu_nodes']), host by host."""
+    out: list[dict[str, Any]] = []
+    for host in hosts or []:
+        out.extend(host_instances(host, hostvars[host]))
+    return out
+
+
+def qvc_duplicate_endpoints(instances: Iterable[Mapping[str, Any]]) -> list[str]:
+    """address:port pairs claimed by more than one instance."""
+    seen: dict[str, int] = {}
+    for inst in instances:
+        key = f"{inst['address']}:{inst['port']}"
+        seen[key] = seen.get(key, 0) + 1
+    return sorted(k for k, n in seen.items() if n > 1)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "qvc_instances": qvc_instances,
+            "qvc_host_instances": lambda hv, host: host_instances(host, hv),
+            "qvc_duplicate_endpoints": qvc_duplicate_endpoints,
+        }
