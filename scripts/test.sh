@@ -12,8 +12,8 @@ logs=build/test-logs
 rm -rf "$logs"; mkdir -p "$logs"
 
 # Scenarios in the order they run; they need the base image (built once, cached by recipe hash).
-default_scenarios="docker"
-for s in nvidia nfs cluster; do [ -f "molecule/$s/molecule.yml" ] && default_scenarios+=" $s"; done
+default_scenarios="docker common"
+for s in nvidia nfs monitoring cluster; do [ -f "molecule/$s/molecule.yml" ] && default_scenarios+=" $s"; done
 scenarios="${QVC_SCENARIOS:-$default_scenarios}"
 
 declare -a names=() results=() times=()
