@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Build the qvc-webui CPU image locally (no registry needed).
+#
+#   webui/build-image.sh [--save FILE] [--base IMAGE] [--ca-bundle FILE] [--version V]
+#
+# Tags qvc/webui:<version> and qvc/webui:latest.  The build is cached by a hash of the
+# recipe (Dockerfile, requirements, constraints, this script) + source + base image id:
+# an unchanged tree re-tags the existing qvc/webui:build-<hash> image and returns at once.
+#   --save FILE   also write a `docker save` archive (gzip if FILE ends in .gz); the Ansible
+#                 roles ship the image to hosts this way
+#   --base IMAGE  base image (Debian 12 + python3); default: build qvc/webui-base with
+#                 debootstrap (minbase, cached by recipe hash)
+#   --ca-bundle   CA bundle for pip's https (default /etc/ssl/certs/ca-certificates.crt)
+# Wheels are collected on the host into a wheelhouse (offline install in the build; the
+# torch CPU wheel comes from pip's find-links, /opt/wheels on the dev machines).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+save="" base="" ca="${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
+version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$here/src/qvc_webui/__init__.py")"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --save) save="$2"; shift 2 ;;
+    --base) base="$2"; shift 2 ;;
+    --ca-bundle) ca="$2"; shift 2 ;;
+    --version) version="$2"; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "build-image: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+python="${PYTHON:-$here/.venv/bin/python}"
+[ -x "$python" ] || python=python3
+build="$here/.build"
+mkdir -p "$build"
+
+# ---------------------------------------------------------------- lean base (debootstrap)
+build_base() {
+  local suite=bookworm mirror="${QVC_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+  local packages="python3,ca-certificates,tzdata"
+  local recipe hash root
+  recipe="webui-base|$suite|$mirror|$packages|$(declare -f build_base | sha256sum | cut -c1-64)"
+  hash="$(printf '%s' "$recipe" | sha256sum | cut -c1-12)"
+  if docker image inspect "qvc/webui-base:$hash" >/dev/null 2>&1; then
+    docker tag "qvc/webui-base:$hash" qvc/webui-base:latest; echo "qvc/webui-base:$hash"; return
+  fi
+  command -v debootstrap >/dev/null || { echo "build-image: debootstrap missing" >&2; exit 1; }
+  root="$(mktemp -d /var/tmp/qvc-webui-rootfs.XXXXXX)"
+  debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" >"$root.log" 2>&1 \
+    || { tail -20 "$root.log" >&2; rm -rf "$root"; echo "build-image: debootstrap failed" >&2; exit 1; }
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* \
+         "$root"/usr/share/man/* "$root"/usr/share/locale/*
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "qvc/webui-base:$hash" >/dev/null
+  rm -rf "$root" "$root.log"
+  docker tag "qvc/webui-base:$hash" qvc/webui-base:latest
+  echo "qvc/webui-base:$hash"
+}
+if [ -z "$base" ]; then base="$(build_base | tail -1)"; fi
+base_id="$(docker image inspect --format '{{.Id}}' "$base")"
+
+# ---------------------------------------------------------------- cache key
+src_hash="$(cd "$here" && { cat Dockerfile requirements.txt constraints.txt build-image.sh pyproject.toml;
+  find src -type f -name '*.py' | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-12)"
+key="$(printf '%s|%s|%s|%s' "$src_hash" "$base_id" "$version" "$(sha256sum < "$ca" | cut -c1-16)" | sha256sum | cut -c1-12)"
+tag="qvc/webui:build-$key"
+start=$(date +%s)
+if docker image inspect "$tag" >/dev/null 2>&1; then
+  echo "build-image: $tag cached"
+else
+  # wheelhouse, cached by the requirement pins
+  req_hash="$(cat "$here/requirements.txt" "$here/constraints.txt" | sha256sum | cut -c1-12)"
+  wh="$build/wheelhouse-$req_hash"
+  if [ ! -f "$wh/.complete" ]; then
+    rm -rf "$wh"; mkdir -p "$wh"
+    (cd "$here" && PIP_CERT="$ca" "$python" -m pip download --quiet --only-binary=:all: -d "$wh" \
+      -r requirements.txt "pip==$("$python" -m pip --version | awk '{print $2}')")
+    touch "$wh/.complete"
+  fi
+  ctx="$build/context"
+  rm -rf "$ctx"; mkdir -p "$ctx/wheelhouse"
+  ln "$wh"/*.whl "$ctx/wheelhouse/" 2>/dev/null || cp "$wh"/*.whl "$ctx/wheelhouse/"
+  (cd "$here" && "$python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$ctx/wheelhouse" . ) \
+    || (cd "$here" && "$python" -m pip wheel --quiet --no-deps -w "$ctx/wheelhouse" .)
+  rm -rf "$here/build" "$here"/src/*.egg-info
+  cp "$here/Dockerfile" "$here/requirements.txt" "$here/constraints.txt" "$ctx/"
+  cp "$ca" "$ctx/ca-bundle.crt"
+  docker build --build-arg "BASE_IMAGE=$base" --build-arg "VERSION=$version" \
+    --label "qvc.webui.recipe=$key" -t "$tag" "$ctx"
+  rm -rf "$ctx"
+fi
+docker tag "$tag" "qvc/webui:$version"
+docker tag "$tag" qvc/webui:latest
+size="$(docker image inspect --format '{{.Size}}' "$tag")"
+echo "build-image: qvc/webui:$version = $tag ($((size / 1024 / 1024)) MiB) in $(( $(date +%s) - start ))s"
+if [ -n "$save" ]; then
+  case "$save" in
+    *.gz) docker save "qvc/webui:$version" qvc/webui:latest | gzip -1 > "$save" ;;
+    *) docker save -o "$save" "qvc/webui:$version" qvc/webui:latest ;;
+  esac
+  echo "build-image: saved $save ($(du -h "$save" | cut -f1))"
+fi
