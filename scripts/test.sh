@@ -3,6 +3,7 @@
 #   scripts/test.sh                 everything
 #   QVC_SCENARIOS="docker" scripts/test.sh   only these molecule scenarios
 #   QVC_SKIP_MOLECULE=1 scripts/test.sh      lint + unit tests only
+#   QVC_JOBS=1 scripts/test.sh               scenarios one at a time (default: 2 in parallel)
 # Logs go to build/test-logs/; a summary with the wall time of each stage is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -11,9 +12,12 @@ export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
 logs=build/test-logs
 rm -rf "$logs"; mkdir -p "$logs"
 
-# Scenarios in the order they run; they need the base image (built once, cached by recipe hash).
-default_scenarios="docker common"
-for s in nvidia nfs monitoring cluster; do [ -f "molecule/$s/molecule.yml" ] && default_scenarios+=" $s"; done
+# Scenarios, longest first (better packing of the parallel lanes); they need the base image
+# (built once, cached by recipe hash).
+default_scenarios=""
+for s in cluster nfs monitoring nvidia docker common; do
+  [ -f "molecule/$s/molecule.yml" ] && default_scenarios+=" $s"
+done
 scenarios="${QVC_SCENARIOS:-$default_scenarios}"
 
 declare -a names=() results=() times=()
@@ -41,11 +45,33 @@ if [ -x webui/.venv/bin/python ]; then
   run_stage unit-webui bash -c 'cd webui && .venv/bin/python -m pytest -q tests'
 fi
 
+# Molecule scenarios run QVC_JOBS at a time (most of their time is apt, image loads and
+# waiting on services, so two lanes fit a 2-core machine); each has its own log.
+run_scenarios() {
+  local jobs="${QVC_JOBS:-2}" s
+  declare -A started=()
+  for s in $scenarios; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    started[$s]=$SECONDS
+    echo "=== molecule-$s started"
+    ( start=$SECONDS; molecule test -s "$s" >"$logs/molecule-$s.log" 2>&1; rc=$?
+      echo "$rc $((SECONDS - start))" >"$logs/molecule-$s.result" ) &
+  done
+  wait
+  for s in $scenarios; do
+    read -r rc took <"$logs/molecule-$s.result" || { rc=1; took=0; }
+    names+=("molecule-$s"); results+=("$rc"); times+=("$took")
+    if [ "$rc" -eq 0 ]; then printf '=== %-28s ok      %4ss\n' "molecule-$s" "$took"
+    else
+      printf '=== %-28s FAILED  %4ss (rc=%s, log: %s)\n' "molecule-$s" "$took" "$rc" "$logs/molecule-$s.log"
+      tail -n 80 "$logs/molecule-$s.log" | sed 's/^/    | /'
+    fi
+  done
+}
+
 if [ "${QVC_SKIP_MOLECULE:-0}" != 1 ]; then
   run_stage base-image molecule/_platform/build-base-image.sh
-  for s in $scenarios; do
-    run_stage "molecule-$s" molecule test -s "$s"
-  done
+  run_scenarios
 fi
 
 echo
