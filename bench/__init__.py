@@ -1,0 +1,1 @@
+"""Benchmarks of the QVC serving path (see bench/README.md)."""
