@@ -27,9 +27,28 @@ down() {
   log "demo hosts removed"
 }
 
+# The WebUI image (content-addressed tag: a rebuilt image means new containers) saved as an
+# archive for the workers, and the tiny random-weight model; both cached under build/demo.
+build_artifacts() {
+  local dir=build/demo id tag
+  mkdir -p "$dir"
+  webui/build-image.sh
+  id=$(docker image inspect --format '{{.Id}}' qvc/webui:latest); id=${id#sha256:}
+  tag="demo-${id:0:12}"
+  docker tag qvc/webui:latest "qvc/webui:$tag"
+  if [ ! -f "$dir/qvc-webui-$tag.tar" ]; then
+    log "saving qvc/webui:$tag to $dir (once per image)"
+    find "$dir" -maxdepth 1 -name 'qvc-webui-demo-*.tar' -delete
+    docker save -o "$dir/qvc-webui-$tag.tar" "qvc/webui:$tag"
+  fi
+  printf '%s' "$tag" >"$dir/webui-image-tag"
+  [ -f "$dir/tiny-qwen3-vl/config.json" ] || webui/.venv/bin/python webui/scripts/build_tiny_model.py "$dir/tiny-qwen3-vl"
+}
+
 up() {
   local start=$SECONDS
   molecule/_platform/build-base-image.sh
+  build_artifacts
   docker network inspect "$net" >/dev/null 2>&1 || docker network create --subnet "$subnet" "$net" >/dev/null
   mkdir -p "$shared"
   for h in "${!ips[@]}"; do
@@ -45,23 +64,15 @@ up() {
   log "hosts up: ${!ips[*]}"
   ansible-playbook -i "$inventory" site.yml "$@"
   log "site.yml finished in $((SECONDS - start))s"
-  if [ -f playbooks/lb.yml ]; then
-    cat <<MSG
+  cat <<MSG
 
   UI  (Gradio):  http://127.0.0.1:$lb_port/
   API (OpenAI):  curl -s http://127.0.0.1:$lb_port/v1/chat/completions -H 'Content-Type: application/json' \\
-                   -d '{"model":"tiny-qwen3-vl","messages":[{"role":"user","content":"Hello"}],"max_tokens":16}'
+                   -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":16}'
   The demo serves a tiny RANDOM-WEIGHT Qwen3-VL checkpoint: answers are gibberish by design.
-  Tear down: make demo-down
+  Health:        ansible-playbook -i $inventory playbooks/health.yml
+  Tear down:     make demo-down
 MSG
-  else
-    cat <<MSG
-
-  Provisioned so far: preflight, common and Docker on the demo hosts.
-  Still to come: NVIDIA stack, shared storage, the WebUI instances and the nginx load balancer.
-  Tear down: make demo-down
-MSG
-  fi
 }
 
 case "${1:-up}" in
