@@ -6,6 +6,11 @@
 Each client loops: a non-streaming and a streaming chat completion, alternately, until the
 stop file appears or max-seconds pass. A request counts as failed on a non-200 status, a
 transport error, or a stream that does not end with `data: [DONE]`.
+
+Like the OpenAI SDKs, a client reconnects and sends the request again once when the LB
+closed an idle keep-alive connection just as the request went out (nginx's old workers close
+idle client connections on every reload; the request never reached a backend). Those are
+counted separately as `reconnects`, never hidden: any other error, or a second one, is a failure.
 """
 import argparse
 import collections
@@ -14,9 +19,34 @@ import os
 import threading
 import time
 
+import http.client
+
 import requests
 
 BODY = {"messages": [{"role": "user", "content": "Say something short."}], "max_tokens": 4}
+
+
+def _closed_idle_connection(exc):
+    """True when the server closed a kept-alive connection before sending any response."""
+    seen, cause = set(), exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (http.client.RemoteDisconnected, ConnectionResetError)):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    # requests/urllib3 keep the original error only as text in some versions
+    return "RemoteDisconnected" in str(exc) or "Connection reset by peer" in str(exc)
+
+
+def _post(session, url, stream, results, lock):
+    try:
+        return session.post(f"{url}/v1/chat/completions", json={**BODY, "stream": stream}, timeout=60, stream=stream)
+    except requests.ConnectionError as exc:
+        if not _closed_idle_connection(exc):
+            raise
+        with lock:
+            results["reconnects"] += 1
+        return session.post(f"{url}/v1/chat/completions", json={**BODY, "stream": stream}, timeout=60, stream=stream)
 
 
 def client(url, stop_file, deadline, results, lock):
@@ -27,8 +57,7 @@ def client(url, stop_file, deadline, results, lock):
         started = time.time()
         outcome = "ok"
         try:
-            resp = session.post(f"{url}/v1/chat/completions", json={**BODY, "stream": stream},
-                                timeout=60, stream=stream)
+            resp = _post(session, url, stream, results, lock)
             if resp.status_code != 200:
                 outcome = f"http {resp.status_code}: {resp.text[:200]}"
             elif stream:
@@ -54,7 +83,7 @@ def main():
     ap.add_argument("--clients", type=int, default=3)
     ap.add_argument("--max-seconds", type=float, default=600)
     args = ap.parse_args()
-    results = {"requests": 0, "failures": [], "upstreams": collections.Counter(), "max_latency_s": 0.0}
+    results = {"requests": 0, "reconnects": 0, "failures": [], "upstreams": collections.Counter(), "max_latency_s": 0.0}
     lock = threading.Lock()
     started = time.time()
     threads = [threading.Thread(target=client, args=(args.url, args.stop_file, started + args.max_seconds, results, lock))
