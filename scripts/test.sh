@@ -15,7 +15,7 @@ rm -rf "$logs"; mkdir -p "$logs"
 # Scenarios, longest first (better packing of the parallel lanes); they need the base image
 # (built once, cached by recipe hash).
 default_scenarios=""
-for s in cluster nfs monitoring nvidia docker common; do
+for s in cluster nfs monitoring nvidia nginx_lb lb_ha docker common; do
   [ -f "molecule/$s/molecule.yml" ] && default_scenarios+=" $s"
 done
 scenarios="${QVC_SCENARIOS:-$default_scenarios}"
