@@ -59,11 +59,12 @@ class ChatUser(HttpUser):
                 return
             if not stream:
                 try:
-                    reply = resp.json()["choices"][0]["message"]["content"]
+                    choice = resp.json()["choices"][0]
+                    reply, finish = choice["message"]["content"], choice.get("finish_reason")
                 except (ValueError, KeyError, IndexError, TypeError):
                     resp.failure("malformed reply")
                     return
-                if not reply:
+                if not reply and finish != "stop":  # an immediate end-of-sequence is an answer
                     resp.failure("empty reply")
                 return
             lines, first, size = [], None, 0

@@ -70,8 +70,13 @@ def build_body(kind: str, stream: bool, max_tokens: int, n_images: int = 3, rng:
 
 
 def check_stream(lines: list[str]) -> str | None:
-    """None if the SSE lines are a complete, successful chat stream, else the reason."""
-    text, done = "", False
+    """None if the SSE lines are a complete, successful chat stream, else the reason.
+
+    An empty answer is fine when the model finished on its own (finish_reason "stop": it chose
+    end-of-sequence first, which random-weight test models do); a stream that produced neither
+    text nor a finish reason is "empty reply".
+    """
+    text, done, finished = "", False, None
     for line in lines:
         if not line.startswith("data: "):
             continue
@@ -84,6 +89,7 @@ def check_stream(lines: list[str]) -> str | None:
             return f"stream error: {obj['error'].get('code') or obj['error'].get('message')}"
         for ch in obj.get("choices", []):
             text += ch.get("delta", {}).get("content") or ""
+            finished = ch.get("finish_reason") or finished
     if not done:
         return "stream ended without [DONE]"
-    return None if text else "empty reply"
+    return None if text or finished == "stop" else "empty reply"

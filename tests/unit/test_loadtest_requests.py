@@ -40,5 +40,9 @@ def test_check_stream():
     assert q.check_stream(ok) is None
     assert q.check_stream(ok[:-1]) == "stream ended without [DONE]"
     assert q.check_stream([ok[0], "data: [DONE]"]) == "empty reply"
+    eos_first = [ok[0], sse({"choices": [{"delta": {}, "finish_reason": "stop"}]}), "data: [DONE]"]
+    assert q.check_stream(eos_first) is None
+    cut = [ok[0], sse({"choices": [{"delta": {}, "finish_reason": "length"}]}), "data: [DONE]"]
+    assert q.check_stream(cut) == "empty reply"
     err = [sse({"error": {"message": "boom", "code": "engine_dead"}}), "data: [DONE]"]
     assert q.check_stream(err) == "stream error: engine_dead"
