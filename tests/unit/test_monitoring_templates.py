@@ -11,12 +11,11 @@ import re
 from pathlib import Path
 
 import jinja2
+from role_templates import template_env
 from jinja2 import meta
 import pytest
 import yaml
-from ansible.plugins.filter.core import FilterModule as CoreFilters
 
-from qvc import FilterModule as QvcFilters
 from qvc import qvc_instances
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,16 +24,7 @@ WHOLE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
 
 
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(ROLE / "templates")),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,  # Ansible's template module defaults
-        keep_trailing_newline=True,
-    )
-    # Ansible 2.19's `default` expects Ansible's own Undefined: keep Jinja's.
-    env.filters.update({k: v for k, v in CoreFilters().filters().items() if k not in ("default", "d")})
-    env.filters.update(QvcFilters().filters())
-    return env
+    return template_env("monitoring")
 
 
 def role_vars(hostvars: dict, groups: dict, inventory_hostname: str = "mon1", **overrides) -> dict:

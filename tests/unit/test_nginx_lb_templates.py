@@ -12,11 +12,10 @@ import subprocess
 from pathlib import Path
 
 import jinja2
+from role_templates import template_env
 import pytest
 import yaml
-from ansible.plugins.filter.core import FilterModule as CoreFilters
 
-from qvc import FilterModule as QvcFilters
 from qvc import qvc_instances
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,16 +55,7 @@ MIXED = {
 # --- rendering ----------------------------------------------------------------------------
 
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(ROLE / "templates")),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,  # Ansible's template module defaults
-        lstrip_blocks=False,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(CoreFilters().filters())
-    env.filters.update(QvcFilters().filters())
-    return env
+    return template_env("nginx_lb")
 
 
 def _resolve(env: jinja2.Environment, variables: dict) -> dict:
