@@ -47,6 +47,9 @@ def test_ui_upload_widget_and_streamed_reply(tmp_path):
         page.wait_for_timeout(300)
         expect(bot).to_contain_text("no model ran", timeout=30_000)
         assert len(bot.inner_text()) >= len(first)
+        # the generation settings live in exactly one (collapsed) accordion below the chat
+        expect(page.get_by_text("Generation settings", exact=True)).to_have_count(1)
+        expect(page.get_by_text("max tokens", exact=True)).not_to_be_visible()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "ui-screenshot.png"
         page.screenshot(path=str(shot), full_page=True)

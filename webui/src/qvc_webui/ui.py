@@ -104,9 +104,9 @@ def build_blocks(service: ChatService, settings: Settings) -> gr.Blocks:
             textbox=gr.MultimodalTextbox(file_types=["image", "video"], file_count="multiple",
                                          placeholder="Ask about an image or a video…", sources=["upload"]),
             additional_inputs=[gr.Slider(1, max(1, settings.max_context // 2), value=min(256, settings.default_max_tokens),
-                                         step=1, label="max tokens"),
-                               gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="temperature")],
-            additional_inputs_accordion=gr.Accordion("Generation settings", open=False),
+                                         step=1, label="max tokens", render=False),
+                               gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="temperature", render=False)],
+            additional_inputs_accordion=gr.Accordion("Generation settings", open=False, render=False),
             concurrency_limit=None,  # admission control lives in ChatService
             flagging_mode="never",
             autofocus=False,
