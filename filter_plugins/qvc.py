@@ -21,6 +21,11 @@ def _host_address(host: str, hv: Mapping[str, Any]) -> str:
     return str(addr)
 
 
+def qvc_host_address(hostvars: Mapping[str, Any], host: str) -> str:
+    """The address other cluster hosts use for `host`: qvc_cluster_address, else ansible_host, else its name."""
+    return _host_address(host, hostvars[host])
+
+
 def _gpu_list(host: str, hv: Mapping[str, Any]) -> list[str]:
     """GPUs a host serves: the explicit override, else the discovered GPUs (UUIDs)."""
     override = hv.get("webui_gpu_ids")
@@ -90,4 +95,5 @@ class FilterModule:
             "qvc_instances": qvc_instances,
             "qvc_host_instances": lambda hv, host: host_instances(host, hv),
             "qvc_duplicate_endpoints": qvc_duplicate_endpoints,
+            "qvc_host_address": qvc_host_address,
         }

@@ -1,6 +1,6 @@
 import pytest
 
-from qvc import InstanceSpecError, host_instances, qvc_duplicate_endpoints, qvc_instances
+from qvc import InstanceSpecError, host_instances, qvc_duplicate_endpoints, qvc_host_address, qvc_instances
 
 
 def test_gpu_override_wins_over_discovery():
@@ -52,3 +52,9 @@ def test_fleet_order_and_duplicates():
     assert [i["id"] for i in insts] == ["a-0", "a-1", "b-0"]
     assert qvc_duplicate_endpoints(insts) == ["10.0.0.1:8001"]
     assert qvc_duplicate_endpoints(qvc_instances(hostvars, ["a"])) == []
+
+
+def test_host_address_precedence():
+    hostvars = {"a": {"qvc_cluster_address": "10.1.0.1", "ansible_host": "198.51.100.1"},
+                "b": {"ansible_host": "198.51.100.2"}, "c": {}}
+    assert [qvc_host_address(hostvars, h) for h in "abc"] == ["10.1.0.1", "198.51.100.2", "c"]
