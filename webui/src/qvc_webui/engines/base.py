@@ -130,6 +130,14 @@ class Engine(abc.ABC):
 
     @property
     def default_concurrency(self) -> int:
+        """Admission slots: an explicit `concurrency` setting, else what the engine batches itself."""
+        if "concurrency" in self.settings.model_fields_set:
+            return self.settings.concurrency
+        return self.native_concurrency
+
+    @property
+    def native_concurrency(self) -> int:
+        """Generations the engine runs at once when not configured (engines with batching override it)."""
         return self.settings.concurrency
 
     @property

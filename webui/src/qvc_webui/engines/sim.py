@@ -69,9 +69,7 @@ class SimEngine(Engine):
         return self.settings.model_name + "+sim"
 
     @property
-    def default_concurrency(self) -> int:
-        if "concurrency" in self.settings.model_fields_set:
-            return self.settings.concurrency
+    def native_concurrency(self) -> int:
         return self.settings.sim_batch_capacity
 
     async def load(self) -> None:

@@ -87,9 +87,7 @@ class VllmEngine(Engine):
         self.processor: Any = None
 
     @property
-    def default_concurrency(self) -> int:
-        if "concurrency" in self.settings.model_fields_set:
-            return self.settings.concurrency
+    def native_concurrency(self) -> int:
         return self.settings.vllm_max_num_seqs
 
     async def load(self) -> None:
