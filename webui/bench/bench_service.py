@@ -6,10 +6,12 @@
 1. tiny random-weight Qwen3-VL on CPU (transformers engine): requests/s with
    ``--tiny-clients`` concurrent clients, 16 new tokens each.
 2. sim engine: ``--streams`` concurrent SSE streams (rounds for ``--sim-seconds``); reports
-   sustained streams, tokens/s, and the service's own overhead per request:
+   tokens/s and the service's own overhead per request:
    * server side: end-to-end handler time minus time spent waiting on the engine
      (``overhead_ms`` in the JSON log; also the ``qvc_webui_service_overhead_seconds`` histogram)
    * client side: observed stream duration minus the emulator's nominal TTFT + n*TPOT.
+3. the same at the ``--sweep`` stream counts: a table of which levels one instance sustains
+   (0 errors, server-side duration p99 within 10 % of the emulator's nominal duration).
 The server runs as a separate process (``python -m qvc_webui``) so the client's CPU use does
 not count as service time (on a 2-core box they still share the CPUs).
 """
@@ -62,12 +64,12 @@ class Server:
         self.proc.terminate()
         self.proc.wait(30)
 
-    def overheads(self) -> list[float]:
+    def generations(self) -> list[dict]:
         out = []
         for line in self.log.read_text().splitlines():
             d = json.loads(line)
             if d.get("msg") == "generation" and d.get("finish_reason") in ("length", "stop"):
-                out.append(d["overhead_ms"])
+                out.append(d)
         return out
 
 
@@ -147,7 +149,9 @@ def main() -> int:
     ap.add_argument("--tiny-seconds", type=float, default=15)
     ap.add_argument("--tiny-clients", type=int, default=2)
     ap.add_argument("--sim-seconds", type=float, default=15)
-    ap.add_argument("--streams", type=int, default=200)
+    ap.add_argument("--streams", type=int, default=200, help="the level the overhead target is quoted at")
+    ap.add_argument("--sweep", type=lambda v: [int(x) for x in v.split(",") if x], default=[100, 400, 800],
+                    help="further stream counts for the sustained-streams table (comma list; '' for none)")
     ap.add_argument("--tokens", type=int, default=50)
     ap.add_argument("--ttft-ms", type=float, default=100)
     ap.add_argument("--tpot-ms", type=float, default=20)
@@ -170,25 +174,47 @@ def main() -> int:
             print(f"tiny random-weight Qwen3-VL, CPU, transformers, {args.tiny_clients} clients, 16 tokens: "
                   f"{r['rps']:.2f} req/s ({r['requests']} req), latency p50 {r['p50_s'] * 1000:.0f} ms "
                   f"p99 {r['p99_s'] * 1000:.0f} ms")
-        srv = Server({"QVC_WEBUI_ENGINE": "sim", "QVC_WEBUI_SIM_TTFT_MS": str(args.ttft_ms),
-                      "QVC_WEBUI_SIM_TPOT_MS": str(args.tpot_ms), "QVC_WEBUI_SIM_BATCH_CAPACITY": str(args.streams),
-                      "QVC_WEBUI_QUEUE_SIZE": "1000", "QVC_WEBUI_LOG_LEVEL": "INFO"}, 18432, tmp + "/logs-sim")
-        try:
-            srv.wait()
-            r = asyncio.run(sim_bench(srv.url, args.streams, args.sim_seconds, args.tokens, args.ttft_ms,
-                                      args.tpot_ms))
-            time.sleep(1.0)
-            ov = srv.overheads()
-        finally:
-            srv.stop()
-        print(f"sim engine, {r['streams']} concurrent streams x {args.tokens} tokens (ttft {args.ttft_ms} ms, "
-              f"tpot {args.tpot_ms} ms, nominal {r['nominal_ms']:.0f} ms): {r['completed']} streams completed, "
-              f"{r['errors']} errors, {r['req_per_s']:.1f} req/s, {r['tokens_per_s']:.0f} tokens/s")
-        print(f"  service overhead (server-side, outside engine): p50 {statistics.median(ov):.2f} ms, "
-              f"p99 {pct(ov, 99):.2f} ms over {len(ov)} requests")
-        print(f"  client-observed extra over nominal: p50 {r['client_extra_ms_p50']:.1f} ms, "
-              f"p99 {r['client_extra_ms_p99']:.1f} ms; TTFT p50 {r['ttft_ms_p50']:.0f} ms "
-              f"p99 {r['ttft_ms_p99']:.0f} ms; {r['in_flight_after']}")
+        levels = [args.streams] + [n for n in args.sweep if n != args.streams]
+        rows = []
+        for i, n in enumerate(levels):
+            srv = Server({"QVC_WEBUI_ENGINE": "sim", "QVC_WEBUI_SIM_TTFT_MS": str(args.ttft_ms),
+                          "QVC_WEBUI_SIM_TPOT_MS": str(args.tpot_ms), "QVC_WEBUI_SIM_BATCH_CAPACITY": str(n),
+                          "QVC_WEBUI_QUEUE_SIZE": str(max(1000, 2 * n)), "QVC_WEBUI_LOG_LEVEL": "INFO"},
+                         18432 + i, f"{tmp}/logs-sim-{n}")
+            try:
+                srv.wait()
+                r = asyncio.run(sim_bench(srv.url, n, args.sim_seconds, args.tokens, args.ttft_ms, args.tpot_ms))
+                time.sleep(1.0)
+                gens = srv.generations()
+            finally:
+                srv.stop()
+            ov = [g["overhead_ms"] for g in gens]
+            late = [g["duration_ms"] - r["nominal_ms"] for g in gens]
+            r.update(ov_p50=statistics.median(ov), ov_p99=pct(ov, 99), late_p50=statistics.median(late),
+                     late_p99=pct(late, 99), samples=len(ov))
+            r["sustained"] = r["errors"] == 0 and r["late_p99"] <= 0.1 * r["nominal_ms"]
+            rows.append(r)
+            if i == 0:
+                print(f"sim engine, {n} concurrent streams x {args.tokens} tokens (ttft {args.ttft_ms} ms, "
+                      f"tpot {args.tpot_ms} ms, nominal {r['nominal_ms']:.0f} ms): {r['completed']} streams "
+                      f"completed, {r['errors']} errors, {r['req_per_s']:.1f} req/s, {r['tokens_per_s']:.0f} tokens/s")
+                print(f"  service overhead (server-side, outside engine): p50 {r['ov_p50']:.2f} ms, "
+                      f"p99 {r['ov_p99']:.2f} ms over {r['samples']} requests")
+                print(f"  server-side duration over nominal (overhead + event-loop lag absorbed by the "
+                      f"emulator's timers): p50 {r['late_p50']:.1f} ms, p99 {r['late_p99']:.1f} ms")
+                print(f"  client-observed extra over nominal: p50 {r['client_extra_ms_p50']:.1f} ms, "
+                      f"p99 {r['client_extra_ms_p99']:.1f} ms; TTFT p50 {r['ttft_ms_p50']:.0f} ms "
+                      f"p99 {r['ttft_ms_p99']:.0f} ms; {r['in_flight_after']}")
+        if len(rows) > 1:
+            print("sustained concurrent streams (0 errors and server-side duration p99 within 10 % of nominal):")
+            print(f"  {'streams':>7} {'req/s':>7} {'tokens/s':>8} {'errors':>6} {'overhead p99':>12} "
+                  f"{'over nominal p50/p99':>20}  sustained")
+            for r in sorted(rows, key=lambda r: r["streams"]):
+                print(f"  {r['streams']:>7} {r['req_per_s']:>7.1f} {r['tokens_per_s']:>8.0f} {r['errors']:>6} "
+                      f"{r['ov_p99']:>9.2f} ms {r['late_p50']:>8.1f} / {r['late_p99']:>6.1f} ms  "
+                      f"{'yes' if r['sustained'] else 'no'}")
+            ok = [r["streams"] for r in rows if r["sustained"]]
+            print(f"  => {max(ok) if ok else 0} concurrent streams sustained per instance on this machine")
     return 0
 
 

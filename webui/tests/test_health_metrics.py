@@ -126,6 +126,26 @@ def test_in_flight_exact_with_client_disconnect_mid_stream(live_sim: LiveServer)
     assert httpx.get(url + "/healthz").status_code == 200
 
 
+def test_stream_disconnect_during_long_prefill_cancels_engine():
+    # no token is sent for 10 s (long time to first token), so only the disconnect watcher can notice
+    with LiveServer(create_app(sim_settings(sim_ttft_ms=10_000, warmup=False))) as srv:
+        body = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 5, "stream": True}
+        with httpx.Client(timeout=10) as c:
+            resp = c.send(c.build_request("POST", srv.url + "/v1/chat/completions", json=body), stream=True)
+            lines = resp.iter_lines()  # keep the iterator: dropping it closes the stream
+            first = next(l for l in lines if l.startswith("data:"))
+            assert '"role":"assistant"' in first
+            assert _in_flight(srv.url) == 1
+            resp.close()
+        t0 = time.monotonic()
+        assert _wait_for(lambda: _in_flight(srv.url) == 0, timeout=2.0)
+        assert time.monotonic() - t0 < 2.0
+        m = httpx.get(srv.url + "/metrics").text
+        assert metric_value(m, "qvc_webui_generations_total", {"finish_reason": "cancelled"}) == 1
+        assert metric_value(m, "qvc_webui_generated_tokens_total") == 0
+        assert httpx.get(srv.url + "/healthz").status_code == 200
+
+
 def test_in_flight_exact_non_stream_disconnect(live_sim: LiveServer):
     url = live_sim.url
     body = json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": 200}).encode()

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from .logging_setup import setup_logging
     from .metrics import Metrics  # noqa: F401  (import cost before serving)
 
-    app = create_app(settings)
+    app = create_app(settings, freeze_gc=True)
     metrics = app.state.metrics if hasattr(app, "state") else None
     setup_logging(settings.log_level, settings.log_dir, settings.instance_id,
                   {"instance": settings.instance_id, "version": settings.version_label},
