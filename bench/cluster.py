@@ -20,6 +20,7 @@ import time
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 WEBUI_PYTHON = Path(os.environ.get("QVC_WEBUI_PYTHON", ROOT / "webui/.venv/bin/python"))
@@ -47,6 +48,19 @@ def _get(url: str, timeout: float = 2.0) -> int:
             return r.status
     except Exception:
         return 0
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float, poll: float, what: str,
+                  exit_detail: Callable[[], str]) -> None:
+    """Poll url + /healthz until 200; fail early (with exit_detail()) if the process exits."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if _get(url + "/healthz") == 200:
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{exit_detail()}")
+        time.sleep(poll)
+    raise RuntimeError(f"{what} not ready after {timeout}s")
 
 
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 15.0) -> None:
@@ -80,15 +94,8 @@ class SimInstance:
                                      stdout=subprocess.DEVNULL, stderr=open(log_dir / "stderr.log", "wb"))
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if _get(self.url + "/healthz") == 200:
-                return
-            if self.proc.poll() is not None:
-                err = (self.log_dir / "stderr.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"sim instance {self.index} exited with {self.proc.returncode}:\n{err}")
-            time.sleep(0.2)
-        raise RuntimeError(f"sim instance {self.index} not ready after {timeout}s")
+        _wait_healthy(self.url, self.proc, timeout, 0.2, f"sim instance {self.index}",
+                      lambda: (self.log_dir / "stderr.log").read_text(errors="replace")[-2000:])
 
     def stop(self) -> None:
         _stop(self.proc)
@@ -169,14 +176,8 @@ class Nginx:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def wait_ready(self, timeout: float = 15.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if _get(self.url + "/healthz") == 200:
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.proc.stderr.read().decode(errors='replace')}")
-            time.sleep(0.1)
-        raise RuntimeError("nginx not ready")
+        _wait_healthy(self.url, self.proc, timeout, 0.1, "nginx",
+                      lambda: self.proc.stderr.read().decode(errors="replace"))
 
     def stop(self) -> None:
         _stop(self.proc, signal.SIGQUIT)  # graceful: workers finish, then the master exits
