@@ -21,8 +21,12 @@ def _host_address(host: str, hv: Mapping[str, Any]) -> str:
     return str(addr)
 
 
-def qvc_host_address(hostvars: Mapping[str, Any], host: str) -> str:
-    """The address other cluster hosts use for `host`: qvc_cluster_address, else ansible_host, else its name."""
+def qvc_host_address(hostvars: Mapping[str, Any], host: str | list[str]) -> str | list[str]:
+    """The address other cluster hosts use for `host`: qvc_cluster_address, else ansible_host, else its name.
+
+    Given a list of hosts, the list of their addresses (same order)."""
+    if isinstance(host, (list, tuple)):
+        return [_host_address(h, hostvars[h]) for h in host]
     return _host_address(host, hostvars[host])
 
 

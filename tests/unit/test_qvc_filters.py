@@ -58,3 +58,5 @@ def test_host_address_precedence():
     hostvars = {"a": {"qvc_cluster_address": "10.1.0.1", "ansible_host": "198.51.100.1"},
                 "b": {"ansible_host": "198.51.100.2"}, "c": {}}
     assert [qvc_host_address(hostvars, h) for h in "abc"] == ["10.1.0.1", "198.51.100.2", "c"]
+    assert qvc_host_address(hostvars, ["c", "a"]) == ["c", "10.1.0.1"]
+    assert qvc_host_address(hostvars, []) == []
