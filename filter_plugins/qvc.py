@@ -6,6 +6,7 @@ through `qvc_instances`, so they can never disagree about names, ports or GPUs.
 """
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Iterable, Mapping
 
 DEFAULT_BASE_PORT = 8001
@@ -28,6 +29,15 @@ def qvc_host_address(hostvars: Mapping[str, Any], host: str | list[str]) -> str 
     if isinstance(host, (list, tuple)):
         return [_host_address(h, hostvars[h]) for h in host]
     return _host_address(host, hostvars[host])
+
+
+def qvc_is_ipv4(value: Any) -> bool:
+    """True for a dotted-quad IPv4 address (what docker publishes on and iptables filters)."""
+    try:
+        ipaddress.IPv4Address(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _gpu_list(host: str, hv: Mapping[str, Any]) -> list[str]:
@@ -100,4 +110,5 @@ class FilterModule:
             "qvc_host_instances": lambda hv, host: host_instances(host, hv),
             "qvc_duplicate_endpoints": qvc_duplicate_endpoints,
             "qvc_host_address": qvc_host_address,
+            "qvc_is_ipv4": qvc_is_ipv4,
         }

@@ -16,7 +16,8 @@ BIN = Path(sys.executable).parent
 
 
 def _inventory(tmp_path, gpu_hosts=None, extra_groups=None, all_vars=None):
-    gpu_hosts = gpu_hosts if gpu_hosts is not None else {"gpu1": {"webui_cpu_instances": 2}}
+    gpu_hosts = gpu_hosts if gpu_hosts is not None else {"gpu1": {"webui_cpu_instances": 2,
+                                                                   "qvc_cluster_address": "10.0.0.5"}}
     children = {
         "lb": {"hosts": {"lb1": {}}},
         "monitoring": {"hosts": {"lb1": {}}},
@@ -47,7 +48,7 @@ def test_good_inventory_passes(tmp_path):
     ({"gpu1": {"webui_base_port": "eighty"}}, {}, None, "gpu1: webui_base_port must be an integer port"),
     ({"gpu1": {"webui_cpu_instances": "two"}}, {}, None, "gpu1: webui_cpu_instances must be an integer"),
     ({"gpu1": {"webui_gpu_ids": "0,1"}}, {}, None, "gpu1: webui_gpu_ids must be a list"),
-    ({"gpu1": {"webui_base_port": 9099, "webui_cpu_instances": 2}}, {}, None,
+    ({"gpu1": {"webui_base_port": 9099, "webui_cpu_instances": 2, "qvc_cluster_address": "10.0.0.5"}}, {}, None,
      "gpu1: webui_base_port=9099 gives instance ports 9099, 9100, which collide with reserved ports 9100"),
     ({"gpu1": {"webui_cpu_instances": 1, "qvc_cluster_address": "10.0.0.7"},
       "gpu2": {"webui_cpu_instances": 1, "qvc_cluster_address": "10.0.0.7"}}, {}, None,
@@ -57,6 +58,11 @@ def test_good_inventory_passes(tmp_path):
     ({"gpu1": {"webui_cpu_instances": 1}}, {"qvc_storage_backend": "ceph"}, None,
      "qvc_storage_backend must be 'nfs' or 'local'"),
     ({}, {}, None, "inventory group 'gpu_nodes' is missing or empty"),
+    ({"gpu1": {"webui_cpu_instances": 1, "ansible_host": "gpu1.example.com"}}, {}, None,
+     "gpu1: the cluster address must be an IPv4 address, because the instance ports are published on it (docker) "
+     "and firewalled with iptables; got 'gpu1.example.com' from ansible_host"),
+    ({"gpu1": {"webui_cpu_instances": 1, "qvc_cluster_address": "fd00::7"}}, {}, None,
+     "got 'fd00::7' from qvc_cluster_address"),
 ])
 def test_bad_inventory_fails_naming_the_variable(tmp_path, gpu_hosts, all_vars, groups, expected):
     res = _preflight(_inventory(tmp_path, gpu_hosts=gpu_hosts, all_vars=all_vars, extra_groups=groups))

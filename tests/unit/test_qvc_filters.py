@@ -1,6 +1,7 @@
 import pytest
 
-from qvc import InstanceSpecError, host_instances, qvc_duplicate_endpoints, qvc_host_address, qvc_instances
+from qvc import (InstanceSpecError, host_instances, qvc_duplicate_endpoints, qvc_host_address, qvc_instances,
+                 qvc_is_ipv4)
 
 
 def test_gpu_override_wins_over_discovery():
@@ -60,3 +61,10 @@ def test_host_address_precedence():
     assert [qvc_host_address(hostvars, h) for h in "abc"] == ["10.1.0.1", "198.51.100.2", "c"]
     assert qvc_host_address(hostvars, ["c", "a"]) == ["c", "10.1.0.1"]
     assert qvc_host_address(hostvars, []) == []
+
+
+@pytest.mark.parametrize("value, ok", [("10.0.0.1", True), ("255.255.255.255", True), ("10.0.0.256", False),
+                                       ("gpu1.example.com", False), ("fd00::1", False), ("", False), (None, False),
+                                       ("10.0.0", False)])
+def test_is_ipv4(value, ok):
+    assert qvc_is_ipv4(value) is ok
