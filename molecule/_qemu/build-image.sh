@@ -22,8 +22,10 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 disk_size=2G
 
 # debootstrap set (minbase + what systemd/ssh/ansible need); kernel and NFS come from apt
-# inside the chroot so that maintainer scripts (initramfs!) run properly.
-base_pkgs="systemd,systemd-sysv,udev,dbus,kmod,iproute2,procps,util-linux,openssh-server,python3,python3-apt,sudo,less"
+# inside the chroot so that maintainer scripts (initramfs!) run properly. acl (setfacl) is
+# what Ansible uses to become the unprivileged webui service account; on real hosts the
+# common role installs it.
+base_pkgs="systemd,systemd-sysv,udev,dbus,kmod,iproute2,procps,util-linux,openssh-server,python3,python3-apt,sudo,acl,less"
 chroot_pkgs="linux-image-cloud-amd64 initramfs-tools nfs-common nfs-kernel-server"
 
 # Everything that changes the image is part of the recipe hash (including this script).

@@ -14,8 +14,8 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SERVER_ADDR = "10.77.0.1"
 CLIENT_ADDR = "10.77.0.2"
 OUTSIDER_ADDR = "10.77.0.3"  # on the private link, but in no inventory group
-ROOT = "/srv/qvc"
-MNT = "/mnt/qvc"
+ROOT = "/srv/qvc"  # export root on the server
+MNT = "/srv/qvc"  # mount root on the client: qvc_shared_root, as playbooks/storage.yml mounts it
 DATA_UID = 2000
 NOBODY = 65534
 
@@ -117,7 +117,7 @@ def test_root_on_client_is_squashed(server, client):
     # fs.protected_regular would refuse root opening a file that nobody owns there)
     d = f"{ROOT}/logs/nfs-client/squash-{uuid.uuid4().hex}"
     server.check_output(f"install -d -m 0777 {d}")
-    client_dir = d.replace(f"{ROOT}/logs/nfs-client", f"{MNT}/logs")
+    client_dir = f"{MNT}/logs/{os.path.basename(d)}"
     client.check_output(f"echo root-was-here > {client_dir}/by-root")
     f = server.file(f"{d}/by-root")
     assert f.exists
