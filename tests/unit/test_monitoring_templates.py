@@ -164,7 +164,10 @@ def test_thresholds_are_variables():
 
 def test_nfs_alert_per_expected_mountpoint():
     default = [r for r in rules()["qvc.alerts"] if r["alert"] == "QvcNfsMountMissing"]
-    assert [r["labels"]["mountpoint"] for r in default] == ["/mnt/qvc/config", "/mnt/qvc/models", "/mnt/qvc/logs"]
-    assert 'mountpoint="/mnt/qvc/models"' in default[1]["expr"]
+    # where site.yml mounts the shared tree (playbooks/storage.yml: qvc_shared_root, default /srv/qvc)
+    assert [r["labels"]["mountpoint"] for r in default] == ["/srv/qvc/config", "/srv/qvc/models", "/srv/qvc/logs"]
+    assert 'mountpoint="/srv/qvc/models"' in default[1]["expr"]
+    moved = [r for r in rules(qvc_shared_root="/data/qvc")["qvc.alerts"] if r["alert"] == "QvcNfsMountMissing"]
+    assert moved[0]["labels"]["mountpoint"] == "/data/qvc/config"
     local = rules(qvc_storage_backend="local")["qvc.alerts"]
     assert not [r for r in local if r["alert"] == "QvcNfsMountMissing"]
