@@ -8,9 +8,7 @@ import os
 import uuid
 
 import pytest
-import testinfra
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SERVER_ADDR = "10.77.0.1"
 CLIENT_ADDR = "10.77.0.2"
 OUTSIDER_ADDR = "10.77.0.3"  # on the private link, but in no inventory group
@@ -18,20 +16,6 @@ ROOT = "/srv/qvc"  # export root on the server
 MNT = "/srv/qvc"  # mount root on the client: qvc_shared_root, as playbooks/storage.yml mounts it
 DATA_UID = 2000
 NOBODY = 65534
-
-
-def _host(name):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
-@pytest.fixture(scope="module")
-def server():
-    return _host("nfs-server")
-
-
-@pytest.fixture(scope="module")
-def client():
-    return _host("nfs-client")
 
 
 def as_data_user(cmd):

@@ -8,16 +8,13 @@ Checked on the server's export and through the client's mount.
 """
 
 import hashlib
-import os
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
-import testinfra
 import yaml
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 ROOT = "/srv/qvc"  # qvc_shared_root: export root on the server, mount root on the client
 DATA_UID = 2000  # webui_uid / nfs_server_data_uid
 SERVICE_USER = "qvc-webui"
@@ -26,20 +23,6 @@ MODEL = f"{ROOT}/models/local/{FIXTURE.name}"
 FINGERPRINT = ".qvc-source-fingerprint"
 INSTANCES = ["nfs-client-0", "nfs-client-1"]  # webui_cpu_instances: 2 on nfs-client
 SERVICE_CONFIG = {"warmup": False, "concurrency": 3}  # webui_config in molecule.yml
-
-
-def _host(name):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
-@pytest.fixture(scope="module")
-def server():
-    return _host("nfs-server")
-
-
-@pytest.fixture(scope="module")
-def client():
-    return _host("nfs-client")
 
 
 def fixture_files():
