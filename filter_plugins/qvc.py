@@ -17,9 +17,16 @@ class InstanceSpecError(ValueError):
     """An inventory value that cannot describe a set of instances."""
 
 
+def _address_source(host: str, hv: Mapping[str, Any]) -> tuple[str, str]:
+    """(address, where it came from): qvc_cluster_address, else ansible_host, else the host name."""
+    for var in ("qvc_cluster_address", "ansible_host"):
+        if hv.get(var):
+            return str(hv[var]), var
+    return host, "the inventory host name"
+
+
 def _host_address(host: str, hv: Mapping[str, Any]) -> str:
-    addr = hv.get("qvc_cluster_address") or hv.get("ansible_host") or host
-    return str(addr)
+    return _address_source(host, hv)[0]
 
 
 def qvc_host_address(hostvars: Mapping[str, Any], host: str | list[str]) -> str | list[str]:
@@ -29,6 +36,11 @@ def qvc_host_address(hostvars: Mapping[str, Any], host: str | list[str]) -> str 
     if isinstance(host, (list, tuple)):
         return [_host_address(h, hostvars[h]) for h in host]
     return _host_address(host, hostvars[host])
+
+
+def qvc_host_address_source(hostvars: Mapping[str, Any], host: str) -> str:
+    """Which inventory value gave `host` its cluster address (for error messages)."""
+    return _address_source(host, hostvars[host])[1]
 
 
 def qvc_is_ipv4(value: Any) -> bool:
@@ -110,5 +122,6 @@ class FilterModule:
             "qvc_host_instances": lambda hv, host: host_instances(host, hv),
             "qvc_duplicate_endpoints": qvc_duplicate_endpoints,
             "qvc_host_address": qvc_host_address,
+            "qvc_host_address_source": qvc_host_address_source,
             "qvc_is_ipv4": qvc_is_ipv4,
         }

@@ -1,7 +1,7 @@
 import pytest
 
-from qvc import (InstanceSpecError, host_instances, qvc_duplicate_endpoints, qvc_host_address, qvc_instances,
-                 qvc_is_ipv4)
+from qvc import (InstanceSpecError, host_instances, qvc_duplicate_endpoints, qvc_host_address,
+                 qvc_host_address_source, qvc_instances, qvc_is_ipv4)
 
 
 def test_gpu_override_wins_over_discovery():
@@ -61,6 +61,8 @@ def test_host_address_precedence():
     assert [qvc_host_address(hostvars, h) for h in "abc"] == ["10.1.0.1", "198.51.100.2", "c"]
     assert qvc_host_address(hostvars, ["c", "a"]) == ["c", "10.1.0.1"]
     assert qvc_host_address(hostvars, []) == []
+    assert [qvc_host_address_source(hostvars, h) for h in "abc"] == [
+        "qvc_cluster_address", "ansible_host", "the inventory host name"]
 
 
 @pytest.mark.parametrize("value, ok", [("10.0.0.1", True), ("255.255.255.255", True), ("10.0.0.256", False),
