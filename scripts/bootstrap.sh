@@ -15,7 +15,8 @@ command -v apt-get >/dev/null || die "needs a Debian or Ubuntu machine (apt-get 
 pkgs=(python3 python3-venv debootstrap busybox-static ca-certificates iptables nginx-light)
 [ "${QVC_WITH_QEMU:-1}" = 1 ] && pkgs+=(qemu-system-x86 qemu-utils openssh-client e2fsprogs)
 [ "${QVC_WITH_BROWSER:-1}" = 1 ] && pkgs+=(chromium)
-command -v docker >/dev/null || pkgs+=(docker.io)
+# The engine, not the client, decides: some images ship a Docker client without dockerd.
+command -v dockerd >/dev/null || pkgs+=(docker.io)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -30,7 +31,7 @@ pkill -x nginx 2>/dev/null || true
 
 # Docker engine: start dockerd when nothing answers.
 if ! docker info >/dev/null 2>&1; then
-  command -v dockerd >/dev/null || die "docker client present but no dockerd: install docker.io or docker-ce"
+  command -v dockerd >/dev/null || die "no dockerd after installing docker.io (is another Docker package held?)"
   log "starting dockerd"
   if command -v systemctl >/dev/null && systemctl start docker 2>/dev/null; then :; else
     nohup dockerd >/var/log/qvc-dockerd.log 2>&1 &
