@@ -10,7 +10,8 @@ GPU facts of library/nvidia_gpu_facts.py, `ansible_facts.packages`, the kernel r
 - qvc_nvidia_fabric_ready(query_text)       -> True when every GPU's fabric state is Completed/Success
 - qvc_nvidia_min_driver(cuda_version)       -> oldest driver of that CUDA toolkit (Linux, no forward compat)
 - qvc_nvidia_driver_branch(cuda_version, branches) -> the lowest server branch that satisfies it
-- qvc_nvidia_driver_packages(branch, kernel_release, distribution_version, method)
+- qvc_nvidia_kernel_flavour(kernel_release, distribution_version) -> "generic", "generic-hwe-22.04", ...
+- qvc_nvidia_driver_packages(branch, flavour, method)
                                             -> Ubuntu package names for the branch
 - qvc_nvidia_hold_list(packages, branch)    -> every installed package of the branch (to dpkg-hold)
 - qvc_nvidia_fabricmanager_version_ok(driver_version, package_version) -> exact upstream match
@@ -166,8 +167,7 @@ def qvc_nvidia_kernel_flavour(kernel_release: str, distribution_version: str = "
     return flavour
 
 
-def qvc_nvidia_driver_packages(branch: Any, kernel_release: str, distribution_version: str = "22.04",
-                               method: str = "precompiled") -> list[str]:
+def qvc_nvidia_driver_packages(branch: Any, flavour: str, method: str = "precompiled") -> list[str]:
     """Ubuntu packages of a server driver branch.
 
     precompiled: Canonical's signed kernel modules (load under Secure Boot, no compiler, no DKMS)
@@ -175,7 +175,8 @@ def qvc_nvidia_driver_packages(branch: Any, kernel_release: str, distribution_ve
     dkms: modules built on the host, so the headers of the running kernel come with them
       linux-headers-<flavour>, nvidia-dkms-<br>-server, nvidia-headless-<br>-server, nvidia-utils-<br>-server"""
     branch = str(branch)
-    flavour = qvc_nvidia_kernel_flavour(kernel_release, distribution_version)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", str(flavour)):
+        raise NvidiaPolicyError(f"not an Ubuntu kernel flavour: {flavour!r}")
     if method == "precompiled":
         return [f"linux-modules-nvidia-{branch}-server-{flavour}",
                 f"nvidia-headless-no-dkms-{branch}-server", f"nvidia-utils-{branch}-server"]

@@ -147,7 +147,8 @@ def test_not_an_ubuntu_kernel_is_rejected():
 
 
 def test_precompiled_signed_modules_package_set():
-    assert nv.qvc_nvidia_driver_packages("570", "5.15.0-125-generic", "22.04") == [
+    flavour = nv.qvc_nvidia_kernel_flavour("5.15.0-125-generic", "22.04")
+    assert nv.qvc_nvidia_driver_packages("570", flavour) == [
         "linux-modules-nvidia-570-server-generic",
         "nvidia-headless-no-dkms-570-server",
         "nvidia-utils-570-server",
@@ -155,11 +156,13 @@ def test_precompiled_signed_modules_package_set():
 
 
 def test_dkms_package_set_brings_headers():
-    pkgs = nv.qvc_nvidia_driver_packages("570", "6.8.0-45-generic", "22.04", "dkms")
+    pkgs = nv.qvc_nvidia_driver_packages("570", nv.qvc_nvidia_kernel_flavour("6.8.0-45-generic", "22.04"), "dkms")
     assert pkgs[0] == "linux-headers-generic-hwe-22.04"
     assert "nvidia-dkms-570-server" in pkgs and "nvidia-utils-570-server" in pkgs
     with pytest.raises(nv.NvidiaPolicyError):
-        nv.qvc_nvidia_driver_packages("570", "5.15.0-125-generic", "22.04", "runfile")
+        nv.qvc_nvidia_driver_packages("570", "generic", "runfile")
+    with pytest.raises(nv.NvidiaPolicyError):
+        nv.qvc_nvidia_driver_packages("570", "Generic; rm -rf /")
 
 
 # What `dpkg -l` shows on a 22.04 host with the precompiled 570 server driver and fabric manager
