@@ -185,6 +185,4 @@ def test_docker_waits_for_the_mounts_at_boot(client):
     # NOT RUN by the issue-13 engineer (molecule/nfs is not in that scenario set): the drop-in that
     # makes docker.service require the shares' mount units.
     dropin = client.file("/etc/systemd/system/docker.service.d/qvc-nfs-mounts.conf").content_string
-    assert "RequiresMountsFor=/mnt/qvc/config /mnt/qvc/models /mnt/qvc/logs" in dropin
-    deps = client.run("systemctl show -p RequiresMountsFor docker.service").stdout
-    assert "/mnt/qvc/models" in deps
+    assert f"RequiresMountsFor={MNT}/config {MNT}/models {MNT}/logs" in dropin
