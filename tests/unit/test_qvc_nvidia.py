@@ -224,3 +224,29 @@ def test_non_mig_hosts_unchanged():
     facts = gpu_facts("h100_x8")
     instances = qvc.host_instances("gpu1", {"nvidia_gpus": facts["nvidia_gpus"]})
     assert [i["gpu"] for i in instances] == [g["uuid"] for g in facts["nvidia_gpus"]]
+
+
+# ----------------------------------------------------------------------------- GPU injection (webui containers.yml)
+
+def _device_requests(item, injection):
+    import jinja2
+    import jinja2.nativetypes
+    import yaml
+
+    tasks = yaml.safe_load((ROOT / "roles/webui/tasks/containers.yml").read_text())
+    task = next(t for t in tasks if "community.docker.docker_container" in t)
+    expr = task["community.docker.docker_container"]["device_requests"]
+    env = jinja2.nativetypes.NativeEnvironment(undefined=jinja2.StrictUndefined)
+    return env.from_string(expr.strip()).render(item=item, webui_gpu_injection=injection)
+
+
+@pytest.mark.parametrize("gpu", ["GPU-023870db-a5a1-3c34-c6bc-2519a620a047", "MIG-d379883f-8a01-26b4-ac9e-9abd3a5fd2a9", "0"])
+def test_instances_get_their_gpu_as_a_cdi_device(gpu):
+    assert _device_requests({"device": "cuda", "gpu": gpu}, "cdi") == [
+        {"driver": "cdi", "device_ids": [f"nvidia.com/gpu={gpu}"]}]
+
+
+def test_legacy_runtime_injection_and_cpu_instances():
+    assert _device_requests({"device": "cuda", "gpu": "GPU-1"}, "runtime") == [
+        {"driver": "nvidia", "device_ids": ["GPU-1"], "capabilities": [["gpu"]]}]
+    assert _device_requests({"device": "cpu", "gpu": None}, "cdi") == []
