@@ -71,7 +71,7 @@ def test_key_download_went_through_the_proxy(host):
 
 def test_pinned_upstream_packages_installed_and_held(host):
     for name in ("docker-ce", "docker-ce-cli"):
-        assert host.package(name).version == "5:27.3.1-1~debian.12~bookworm"
+        assert host.package(name).version == "5:27.3.0-1~debian.12~bookworm"  # the pin, not the newest
     assert host.package("docker-ce").is_installed
     held = host.check_output("apt-mark showhold").split()
     assert {"docker-ce", "docker-ce-cli", "containerd.io"} <= set(held)
