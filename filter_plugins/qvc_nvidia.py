@@ -156,10 +156,11 @@ def qvc_nvidia_kernel_flavour(kernel_release: str, distribution_version: str = "
     """Ubuntu kernel flavour of a release for linux-modules-nvidia-<br>-server-<flavour>.
 
     "5.15.0-125-generic" -> "generic"; on 22.04 a newer kernel series is the HWE kernel:
-    "6.8.0-45-generic" -> "generic-hwe-22.04"."""
+    "6.8.0-45-generic" -> "generic-hwe-22.04". Not an Ubuntu release (Debian, a test host): "" (the
+    role's defaults are templated on every host; the install path asserts a flavour before using it)."""
     match = re.fullmatch(r"(\d+)\.(\d+)\.\d+-\d+-([a-z0-9-]+)", str(kernel_release).strip())
     if not match:
-        raise NvidiaPolicyError(f"not an Ubuntu kernel release: {kernel_release!r}")
+        return ""
     major, minor, flavour = int(match.group(1)), int(match.group(2)), match.group(3)
     ga = {"22.04": (5, 15), "24.04": (6, 8), "20.04": (5, 4)}.get(str(distribution_version))
     if ga and (major, minor) > ga and flavour == "generic":
@@ -175,6 +176,9 @@ def qvc_nvidia_driver_packages(branch: Any, flavour: str, method: str = "precomp
     dkms: modules built on the host, so the headers of the running kernel come with them
       linux-headers-<flavour>, nvidia-dkms-<br>-server, nvidia-headless-<br>-server, nvidia-utils-<br>-server"""
     branch = str(branch)
+    if flavour == "":  # not an Ubuntu kernel: nothing flavour-bound can be named (install.yml refuses)
+        return [f"nvidia-headless-no-dkms-{branch}-server" if method == "precompiled" else f"nvidia-headless-{branch}-server",
+                f"nvidia-utils-{branch}-server"]
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", str(flavour)):
         raise NvidiaPolicyError(f"not an Ubuntu kernel flavour: {flavour!r}")
     if method == "precompiled":
