@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rerun-only", action="store_true", help="only the no-change re-run")
     ap.add_argument("--playbook", default="site.yml", help="relative to the repository root")
-    ap.add_argument("-i", "--inventory", default=str(ROOT / "inventory/local-demo/hosts.yml"))
+    ap.add_argument("-i", "--inventory", default=str(ROOT / "demo/inventory/hosts.yml"))
     ap.add_argument("extra", nargs="*", help="extra ansible-playbook arguments (after --)")
     args = ap.parse_args(argv)
     runs = [] if args.rerun_only else [run_once("first run (from scratch on a fresh demo)", args.playbook,

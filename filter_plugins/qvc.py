@@ -6,11 +6,44 @@ through `qvc_instances`, so they can never disagree about names, ports or GPUs.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-DEFAULT_BASE_PORT = 8001
+import yaml
+
+ROLES_DIR = Path(__file__).resolve().parents[1] / "roles"
 INSTANCE_PREFIX = "qvc-webui"
+
+
+@functools.lru_cache(maxsize=None)
+def role_defaults(role: str) -> dict[str, Any]:
+    """A role's defaults/main.yml: the one home of its defaults, also for hosts whose role defaults are
+    out of scope (hostvars of other hosts carry inventory values and facts, never role defaults)."""
+    return yaml.safe_load((ROLES_DIR / role / "defaults" / "main.yml").read_text()) or {}
+
+
+@functools.lru_cache(maxsize=None)
+def _owning_role(name: str) -> str:
+    """The role a variable belongs to: the longest role name that prefixes it (nginx_lb_* -> nginx_lb)."""
+    roles = sorted((p.name for p in ROLES_DIR.iterdir() if (p / "defaults" / "main.yml").is_file()), key=len,
+                   reverse=True)
+    for role in roles:
+        if name.startswith(role + "_"):
+            return role
+    raise KeyError(f"no role of this collection owns {name}")
+
+
+def setting(hv: Mapping[str, Any], name: str) -> Any:
+    """A host's value of a cross-role setting: its inventory value, else the owning role's default
+    (qvc_* -> roles/qvc, webui_* -> roles/webui, nginx_lb_* -> roles/nginx_lb, ...)."""
+    if name in hv:
+        return hv[name]
+    return role_defaults(_owning_role(name))[name]
+
+
+DEFAULT_BASE_PORT = role_defaults("webui")["webui_base_port"]
 
 
 class InstanceSpecError(ValueError):
@@ -72,7 +105,7 @@ def _gpu_list(host: str, hv: Mapping[str, Any]) -> list[str]:
 
 def host_instances(host: str, hv: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The WebUI instances of one host, in index order."""
-    base_port = hv.get("webui_base_port", DEFAULT_BASE_PORT)
+    base_port = setting(hv, "webui_base_port")
     try:
         base_port = int(base_port)
     except (TypeError, ValueError):
@@ -81,7 +114,7 @@ def host_instances(host: str, hv: Mapping[str, Any]) -> list[dict[str, Any]]:
     if gpus:
         devices = [("cuda", g) for g in gpus]
     else:
-        count = hv.get("webui_cpu_instances", 0)
+        count = setting(hv, "webui_cpu_instances")
         try:
             count = int(count)
         except (TypeError, ValueError):
@@ -131,4 +164,5 @@ class FilterModule:
             "qvc_host_address": qvc_host_address,
             "qvc_host_address_source": qvc_host_address_source,
             "qvc_is_ipv4": qvc_is_ipv4,
+            "qvc_setting": lambda hv, name: setting(hv, name),
         }

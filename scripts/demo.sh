@@ -10,7 +10,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 net=qvc-demo
 subnet=172.29.0.0/24
 shared="$PWD/build/demo-shared"
-inventory=inventory/local-demo/hosts.yml
+inventory=demo/inventory/hosts.yml
 declare -A ips=([qvc-demo-lb]=172.29.0.10 [qvc-demo-gpu1]=172.29.0.31 [qvc-demo-gpu2]=172.29.0.32)
 lb_port="${QVC_DEMO_PORT:-8088}"
 

@@ -30,7 +30,11 @@ def _env() -> jinja2.Environment:
 def role_vars(hostvars: dict, groups: dict, inventory_hostname: str = "mon1", **overrides) -> dict:
     """Defaults + vars/main.yml, templated values resolved natively like Ansible's lazy templating."""
     env = _env()
-    variables = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    variables = {}
+    for dep in yaml.safe_load((ROLE / "meta" / "main.yml").read_text()).get("dependencies") or []:
+        # dependencies' defaults are in scope, as in Ansible (roles/qvc: the cluster-wide settings)
+        variables.update(yaml.safe_load((ROLE.parent / dep["role"] / "defaults" / "main.yml").read_text()))
+    variables.update(yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()))
     variables.update(yaml.safe_load((ROLE / "vars" / "main.yml").read_text()))
     variables.update(hostvars=hostvars, groups=groups, inventory_hostname=inventory_hostname,
                      ansible_managed="Ansible managed (unit test)", ansible_facts={})
