@@ -86,14 +86,21 @@ def qvc_is_ipv4(value: Any) -> bool:
 
 
 def _gpu_list(host: str, hv: Mapping[str, Any]) -> list[str]:
-    """GPUs a host serves: the explicit override, else the discovered GPUs (UUIDs)."""
+    """GPUs a host serves: the explicit override, else the discovered GPUs (UUIDs; MIG UUIDs on MIG GPUs)."""
     override = hv.get("webui_gpu_ids")
     if override not in (None, "", []):
         if not isinstance(override, (list, tuple)):
             raise InstanceSpecError(f"{host}: webui_gpu_ids must be a list of GPU indices or UUIDs, got {override!r}")
         return [str(g) for g in override]
-    gpus = hv.get("nvidia_gpus") or []
-    return [str(g["uuid"]) for g in gpus if isinstance(g, Mapping) and g.get("uuid")]
+    # A MIG-enabled GPU serves one instance per MIG device (its MIG UUID), not one for the parent:
+    # the parent UUID gives a container every MIG device, or none usable, depending on the runtime.
+    out: list[str] = []
+    for gpu in hv.get("nvidia_gpus") or []:
+        if not isinstance(gpu, Mapping) or not gpu.get("uuid"):
+            continue
+        migs = [str(m["uuid"]) for m in gpu.get("mig_devices") or [] if isinstance(m, Mapping) and m.get("uuid")]
+        out.extend(migs or [str(gpu["uuid"])])
+    return out
 
 
 def host_instances(host: str, hv: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 #
 #   tests/unit/record_nvidia_smi.sh <case-name> [output-dir]
 #
-# Writes <output-dir>/<case-name>/{query.stdout,query.stderr,query.rc,list.stdout,list.rc}
+# Writes <output-dir>/<case-name>/{query.stdout,query.stderr,query.rc,list.stdout,list.rc,topo.stdout,fabric.stdout}
 # (default output-dir: tests/unit/fixtures/nvidia_smi next to this script). Copy the directory
 # back into the repository; the unit tests parse every fixture directory they find.
 # Read-only: runs only query commands, changes nothing on the host.
@@ -23,6 +23,10 @@ echo "$rc" >"$out/query.rc"
 if [ "$rc" -eq 0 ]; then
   "$smi" -L >"$out/list.stdout" 2>/dev/null
   echo "$?" >"$out/list.rc"
+  # NVSwitch / fabric manager decision (filter_plugins/qvc_nvidia.py): the GPU matrix and the
+  # Fabric sections only (the full -q has serial numbers the fixture does not need).
+  "$smi" topo -m >"$out/topo.stdout" 2>/dev/null
+  "$smi" -q | grep -E '^GPU |^    Product Name|^    Fabric|^        (State|Status) ' >"$out/fabric.stdout" 2>/dev/null
 fi
 # Context for the reviewer, not read by the tests.
 { "$smi" --version 2>&1 || true; uname -r; } >"$out/host-info.txt"

@@ -26,3 +26,20 @@ def test_apt_uses_the_mirror_and_still_works(host):
 
 def test_extra_package_usable(host):
     assert host.check_output("echo '{\"a\": 1}' | jq .a") == "1"
+
+
+def test_waited_for_cloud_init(host):
+    # The stand-in cloud-init (prepare.yml) records when `cloud-init status --wait` returned.
+    assert host.file("/var/tmp/qvc-cloud-init-waited").exists
+
+
+def test_needrestart_lists_only(host):
+    conf = host.file("/etc/needrestart/conf.d/90-qvc.conf").content_string
+    assert "$nrconf{restart} = 'l';" in conf
+    assert host.run("perl -c /etc/needrestart/conf.d/90-qvc.conf").rc == 0
+
+
+def test_unattended_upgrades_blacklist_in_apt_config(host):
+    dump = host.check_output("apt-config dump Unattended-Upgrade::Package-Blacklist")
+    for pattern in ("nvidia-", "libnvidia-", "linux-modules-nvidia-", "docker-ce", "containerd"):
+        assert f'Unattended-Upgrade::Package-Blacklist:: "{pattern}";' in dump, dump

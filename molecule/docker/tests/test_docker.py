@@ -43,3 +43,35 @@ def test_log_rotation_in_effect_for_containers(host):
 def test_archive_removed_after_load(host):
     assert not host.file("/var/lib/qvc/images/busybox-test.tar").exists
     assert host.check_output("docker image inspect --format '{{.Id}}' qvc/busybox-test:1").startswith("sha256:")
+
+
+# --- The upstream path against the test-double repository (prepare.yml) ---------------------
+
+def test_python3_debian_installed_by_the_role(host):
+    # The base image lacks it; deb822_repository fails with missing_required_lib without it.
+    assert host.package("python3-debian").is_installed
+
+
+def test_conflicting_install_guide_source_removed(host):
+    assert not host.file("/etc/apt/sources.list.d/docker.list").exists
+    sources = host.file("/etc/apt/sources.list.d/docker.sources").content_string
+    assert "URIs: http://127.0.0.1:8766/linux/debian" in sources
+    assert "Signed-By: /etc/apt/keyrings/docker.asc" in sources
+    # apt reads the sources again (it fails on conflicting Signed-By values) and the candidate
+    # comes from the signed test-double repository.
+    cmd = host.run("apt-cache policy docker-ce")
+    assert cmd.rc == 0 and "Conflicting" not in cmd.stderr, cmd.stderr
+    assert "http://127.0.0.1:8766/linux/debian bookworm/stable amd64 Packages" in cmd.stdout
+
+
+def test_key_download_went_through_the_proxy(host):
+    log = host.file("/var/log/qvc-docker-fixture-proxy.log").content_string
+    assert "GET http://127.0.0.1:8766/linux/debian/gpg 200" in log
+
+
+def test_pinned_upstream_packages_installed_and_held(host):
+    for name in ("docker-ce", "docker-ce-cli"):
+        assert host.package(name).version == "5:27.3.0-1~debian.12~bookworm"  # the pin, not the newest
+    assert host.package("docker-ce").is_installed
+    held = host.check_output("apt-mark showhold").split()
+    assert {"docker-ce", "docker-ce-cli", "containerd.io"} <= set(held)

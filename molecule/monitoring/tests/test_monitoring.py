@@ -17,7 +17,7 @@ EXPECTED_TARGETS = {
     ("prometheus", "127.0.0.1:9090"),
     ("node", "172.30.77.10:9100"),
     ("node", "172.30.77.11:9100"),
-    ("nginx", "172.30.77.10:9113"),
+    ("nginx", "172.30.77.11:9113"),
     ("qvc_webui", "172.30.77.11:8001"),
 }
 ALERTS = {"QvcWebuiInstanceDown", "QvcExporterDown", "QvcLoadBalancerDown", "QvcHigh5xxRate",
@@ -80,6 +80,21 @@ def test_every_rendered_target_is_up(host):
     assert webui["instance_id"] == f"{WORKER}-0"
     assert webui["host"] == WORKER
     assert webui["gpu"] == "none"
+
+
+def test_instance_port_is_firewalled_and_admits_the_monitoring_host(host):
+    """The webui firewall is in front of the instance, and the Prometheus host (not in `lb`) is on its list.
+
+    Without the monitoring hosts among the firewall's sources, the scrape above and this curl are dropped."""
+    worker = host.get_host(f"docker://{WORKER}")
+    rules = worker.check_output("iptables -S QVC-WEBUI")
+    assert "-s 172.30.77.10/32 -p tcp -m conntrack --ctorigdstport 8001" in rules, rules
+    assert "-s 172.30.77.11/32 -p tcp -m conntrack --ctorigdstport 8001" in rules, rules
+    assert "--ctorigdstport 8001 --ctdir ORIGINAL -j DROP" in rules, rules
+    assert worker.check_output("iptables -S DOCKER-USER").splitlines()[1] == "-A DOCKER-USER -j QVC-WEBUI"
+    # The instance is a container behind Docker's DNAT: the request crosses FORWARD -> DOCKER-USER.
+    assert "qvc-fake-webui-0" in worker.check_output("docker ps --format '{{.Names}}'")
+    assert "qvc_webui_requests_total" in host.check_output("curl -fsS --max-time 5 http://172.30.77.11:8001/metrics")
 
 
 def test_webui_request_counter_reaches_prometheus(host):

@@ -85,7 +85,8 @@ def test_cdi_spec_generated_exactly_once(host):
         assert uuid in spec.content_string
     count = host.file(STATE + "/nvidia-ctk-cdi-generate.count").content_string.splitlines()
     assert len(count) == 1, count  # converge + idempotence ran; only the first generated
-    assert count[0].endswith("cdi generate --output=/etc/cdi/nvidia.yaml")
+    assert count[0].endswith(
+        "cdi generate --output=/etc/cdi/nvidia.yaml --device-name-strategy=index --device-name-strategy=uuid")
 
 
 def test_cdi_fingerprint(host):
@@ -98,6 +99,20 @@ def test_cdi_fingerprint(host):
 def test_persistence_mode_enabled_on_every_gpu(host):
     out = host.check_output("nvidia-smi --query-gpu=index,persistence_mode --format=csv,noheader")
     assert out.splitlines() == ["0, Enabled", "1, Enabled"]
+
+
+def test_persistence_mode_comes_back_after_a_reboot(host):
+    # No nvidia-persistenced unit on this (fake) driver: the role's boot-time unit sets the mode.
+    unit = host.file("/etc/systemd/system/qvc-nvidia-persistence.service").content_string
+    assert "ExecStart=/usr/bin/nvidia-smi -pm 1" in unit
+    assert host.service("qvc-nvidia-persistence.service").is_enabled
+
+
+def test_fabric_manager_decision_read_topology_and_skipped_it(host):
+    # PCIe-only stand-in GPUs: the role read topo -m and -q, decided "no NVSwitch", installed nothing.
+    calls = host.file(STATE + "/nvidia-smi.log").content_string.splitlines()
+    assert "topo -m" in calls and "-q" in calls
+    assert not host.package("nvidia-fabricmanager-550").is_installed
 
 
 def test_nvidia_runtime_runs_a_container(host):
