@@ -345,7 +345,9 @@ def build_router() -> APIRouter:
         svc: ChatService = st.service
         s = st.settings
         eng = svc.engine
-        if not eng.alive:
+        if st.drain.active:
+            body, code = {"status": "draining"}, 503
+        elif not eng.alive:
             body, code = {"status": "dead", "detail": eng.dead_reason}, 503
         elif svc.load_error:
             body, code = {"status": "failed", "detail": svc.load_error}, 503
@@ -364,6 +366,7 @@ def build_router() -> APIRouter:
     @router.get("/metrics", tags=["ops"], response_class=Response,
                 responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics(request: Request) -> Response:
+        request.app.state.metrics.draining.set(1 if request.app.state.drain.active else 0)
         return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import __version__
 from .api import build_router, error_response
 from .config import Settings
+from .drain import DrainFlag, DrainMiddleware
 from .engines import Engine, create_engine
 from .metrics import Metrics
 from .service import ChatService
@@ -159,6 +160,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, mount_ui: bo
     app.state.service = service
     app.state.created = int(time.time())
     app.state.freeze_gc = freeze_gc
+    app.state.drain = drain = DrainFlag(settings.control_dir)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Any:
@@ -183,4 +185,6 @@ def create_app(settings: Settings, engine: Engine | None = None, *, mount_ui: bo
         from .ui import mount_ui as _mount
 
         app = _mount(app, service, settings)
+    # outermost: a draining instance refuses new work before the body is read or the engine is touched
+    app.add_middleware(DrainMiddleware, flag=drain)
     return app

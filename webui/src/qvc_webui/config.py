@@ -60,6 +60,8 @@ class Settings(BaseModel):
     # identity / ops
     instance_id: str = Field(default_factory=socket.gethostname, min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     version_label: str = __version__
+    control_dir: str = Field("/run/qvc-control", min_length=1,
+                             description="drain contract: the file 'drain' here makes the instance refuse new work")
     log_dir: str | None = "/var/log/qvc-webui"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_queue_size: int = Field(10_000, ge=1)
@@ -128,7 +130,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         if isinstance(value, (dict, list)):
             value = raw
         if key in ("model", "served_model_name", "instance_id", "version_label", "host", "log_dir",
-                   "hf_endpoint", "ui_title", "device"):
+                   "hf_endpoint", "ui_title", "device", "control_dir"):
             value = raw  # always strings (e.g. a version label "1.10" must not become 1.1)
         out[key] = value
     return out

@@ -34,6 +34,8 @@ class Metrics:
                                    ["finish_reason"], registry=r)
         self.model_load = Gauge("qvc_webui_model_load_seconds", "Seconds the model took to load", registry=r)
         self.ready = Gauge("qvc_webui_ready", "1 when /healthz answers 200", registry=r)
+        self.draining = Gauge("qvc_draining", "1 while the instance drains (control file 'drain' present)",
+                              registry=r)
         self.log_dropped = Counter("qvc_webui_log_lines_dropped", "Log lines dropped (sink queue full)",
                                    ["sink"], registry=r)
         self.info = Info("qvc_webui", "Build and model information", registry=r)
