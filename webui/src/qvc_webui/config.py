@@ -59,6 +59,9 @@ class Settings(BaseModel):
     extra_vllm_args: list[str] = Field(default_factory=list, description="appended to vLLM's arguments")
     trust_remote_code: bool = False
     warmup: bool = True
+    # knobs of the sim test double (webui/sim/qvc_sim.py: ttft_ms, tpot_ms, batch_capacity,
+    # output_tokens, load_s); ignored by the vLLM engine
+    sim: dict[str, float] = Field(default_factory=dict)
     # HTTP
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=1, le=65535)
@@ -151,7 +154,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, dict) or (isinstance(value, list) and key != "extra_vllm_args"):
+        if (isinstance(value, dict) and key != "sim") or (isinstance(value, list) and key != "extra_vllm_args"):
             value = raw
         if key in _STRING_KEYS:
             value = raw  # always strings (e.g. a version label "1.10" must not become 1.1)
@@ -194,4 +197,7 @@ def apply_environment(settings: Settings) -> None:
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.cpu_kvcache_space_gib))
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    # vLLM's loggers propagate to the root logger, whose handlers write JSON lines
+    # (logging_setup); vLLM's child processes then print only warnings and errors (stderr)
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
     os.environ.setdefault("DO_NOT_TRACK", "1")

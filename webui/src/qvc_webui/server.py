@@ -191,30 +191,37 @@ class Instance:
                     f"instance not ready ({self.state})", "unavailable", "not_ready"),
                     [(b"retry-after", b"5")])
                 return
+            # counted from here (before the upload is read) so a drain never misses an accepted request
+            counted = path.startswith("/v1/") and method == "POST"
+            if counted:
+                self.in_flight += 1
             limit = self.settings.max_body_bytes
             length = dict(scope["headers"]).get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > limit):
                 await send_json(send_wrapper, 413, _error(f"request body larger than {limit} bytes",
                                                           "invalid_request_error", "body_too_large"))
                 return
-            seen = [0]
-
-            async def receive_limited() -> dict[str, Any]:
+            # read the body here (vLLM parses whole bodies anyway): over the cap -> 413 before any work
+            chunks: list[bytes] = []
+            size, more = 0, True
+            while more:
                 message = await receive()
-                if message["type"] == "http.request":
-                    seen[0] += len(message.get("body", b""))
-                    if seen[0] > limit:
-                        raise _BodyTooLarge()
-                return message
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    await send_json(send_wrapper, 413, _error(f"request body larger than {limit} bytes",
+                                                              "invalid_request_error", "body_too_large"))
+                    return
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+            replay: list[dict[str, Any]] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
-            counted = path.startswith("/v1/") and method == "POST"
-            if counted:
-                self.in_flight += 1
-            await self.inner(scope, receive_limited, send_wrapper)
-        except _BodyTooLarge:
-            if not status["code"]:
-                await send_json(send_wrapper, 413, _error(f"request body larger than {self.settings.max_body_bytes}"
-                                                          " bytes", "invalid_request_error", "body_too_large"))
+            async def receive_replay() -> dict[str, Any]:
+                return replay.pop() if replay else await receive()
+
+            await self.inner(scope, receive_replay, send_wrapper)
         finally:
             if counted:
                 self.in_flight -= 1
@@ -249,10 +256,6 @@ class Instance:
                                 (b"content-length", str(len(page)).encode()),
                                 (b"cache-control", b"no-cache")]})
         await send({"type": "http.response.body", "body": page})
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 def _error(message: str, type_: str, code: str) -> bytes:
