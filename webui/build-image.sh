@@ -4,7 +4,7 @@
 #   webui/build-image.sh [--save FILE] [--base IMAGE] [--ca-bundle FILE] [--version V]
 #
 # Tags qvc/webui:<version> and qvc/webui:latest.  The build is cached by a hash of the
-# recipe (Dockerfile, requirements, constraints, this script) + source + base image id:
+# recipe (Dockerfile, requirements*.txt, this script, shim/, sim/) + source + base image id:
 # an unchanged tree re-tags the existing qvc/webui:build-<hash> image and returns at once.
 #   --save FILE   also write a `docker save` archive (gzip if FILE ends in .gz); the Ansible
 #                 roles ship the image to hosts this way
@@ -36,12 +36,12 @@ mkdir -p "$build"
 # ---------------------------------------------------------------- lean base (debootstrap)
 build_base() {
   local suite=bookworm mirror="${QVC_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-  local packages="python3,ca-certificates,tzdata"
+  local packages="python3,ca-certificates,tzdata,libnuma1"
   local recipe hash root
   recipe="webui-base|$suite|$mirror|$packages|$(declare -f build_base | sha256sum | cut -c1-64)"
   hash="$(printf '%s' "$recipe" | sha256sum | cut -c1-12)"
   if docker image inspect "qvc/webui-base:$hash" >/dev/null 2>&1; then
-    docker tag "qvc/webui-base:$hash" qvc/webui-base:latest; echo "qvc/webui-base:$hash"; return
+    echo "qvc/webui-base:$hash"; return
   fi
   command -v debootstrap >/dev/null || { echo "build-image: debootstrap missing" >&2; exit 1; }
   root="$(mktemp -d /var/tmp/qvc-webui-rootfs.XXXXXX)"
@@ -51,15 +51,14 @@ build_base() {
          "$root"/usr/share/man/* "$root"/usr/share/locale/*
   tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "qvc/webui-base:$hash" >/dev/null
   rm -rf "$root" "$root.log"
-  docker tag "qvc/webui-base:$hash" qvc/webui-base:latest
   echo "qvc/webui-base:$hash"
 }
 if [ -z "$base" ]; then base="$(build_base | tail -1)"; fi
 base_id="$(docker image inspect --format '{{.Id}}' "$base")"
 
 # ---------------------------------------------------------------- cache key
-src_hash="$(cd "$here" && { cat Dockerfile requirements.txt constraints.txt build-image.sh pyproject.toml;
-  find src -type f -name '*.py' | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-12)"
+src_hash="$(cd "$here" && { cat Dockerfile requirements.txt requirements-torchvision.txt build-image.sh pyproject.toml;
+  find src shim sim -type f -name '*.py' | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-12)"
 key="$(printf '%s|%s|%s|%s' "$src_hash" "$base_id" "$version" "$(sha256sum < "$ca" | cut -c1-16)" | sha256sum | cut -c1-12)"
 tag="qvc/webui:build-$key"
 start=$(date +%s)
@@ -67,12 +66,14 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
   echo "build-image: $tag cached"
 else
   # wheelhouse, cached by the requirement pins
-  req_hash="$(cat "$here/requirements.txt" "$here/constraints.txt" | sha256sum | cut -c1-12)"
+  req_hash="$(cat "$here/requirements.txt" "$here/requirements-torchvision.txt" | sha256sum | cut -c1-12)"
   wh="$build/wheelhouse-$req_hash"
   if [ ! -f "$wh/.complete" ]; then
     rm -rf "$wh"; mkdir -p "$wh"
     (cd "$here" && PIP_CERT="$ca" "$python" -m pip download --quiet --only-binary=:all: -d "$wh" \
-      -r requirements.txt "pip==$("$python" -m pip --version | awk '{print $2}')")
+      -r requirements.txt "pip==$("$python" -m pip --version | awk '{print $2}')" \
+      && PIP_CERT="$ca" "$python" -m pip download --quiet --only-binary=:all: --no-deps -d "$wh" \
+      -r requirements-torchvision.txt)
     touch "$wh/.complete"
   fi
   ctx="$build/context"
@@ -81,20 +82,23 @@ else
   (cd "$here" && "$python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$ctx/wheelhouse" . ) \
     || (cd "$here" && "$python" -m pip wheel --quiet --no-deps -w "$ctx/wheelhouse" .)
   rm -rf "$here/build" "$here"/src/*.egg-info
-  cp "$here/Dockerfile" "$here/requirements.txt" "$here/constraints.txt" "$ctx/"
+  cp "$here/Dockerfile" "$here/requirements.txt" "$here/requirements-torchvision.txt" "$ctx/"
+  cp -r "$here/shim" "$here/sim" "$ctx/"
+  find "$ctx/shim" "$ctx/sim" -name '__pycache__' -prune -exec rm -rf {} +
   cp "$ca" "$ctx/ca-bundle.crt"
   docker build --build-arg "BASE_IMAGE=$base" --build-arg "VERSION=$version" \
     --label "qvc.webui.recipe=$key" -t "$tag" "$ctx"
   rm -rf "$ctx"
 fi
 docker tag "$tag" "qvc/webui:$version"
-docker tag "$tag" qvc/webui:latest
+# QVC_IMAGE_TAG_LATEST=0: leave qvc/webui:latest alone (a shared Docker engine where others build too)
+[ "${QVC_IMAGE_TAG_LATEST:-1}" = 0 ] || docker tag "$tag" qvc/webui:latest
 size="$(docker image inspect --format '{{.Size}}' "$tag")"
 echo "build-image: qvc/webui:$version = $tag ($((size / 1024 / 1024)) MiB) in $(( $(date +%s) - start ))s"
 if [ -n "$save" ]; then
   case "$save" in
-    *.gz) docker save "qvc/webui:$version" qvc/webui:latest | gzip -1 > "$save" ;;
-    *) docker save -o "$save" "qvc/webui:$version" qvc/webui:latest ;;
+    *.gz) docker save "qvc/webui:$version" "$tag" | gzip -1 > "$save" ;;
+    *) docker save -o "$save" "qvc/webui:$version" "$tag" ;;
   esac
   echo "build-image: saved $save ($(du -h "$save" | cut -f1))"
 fi

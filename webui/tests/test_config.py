@@ -85,3 +85,10 @@ def test_vllm_args_parse_with_vllms_own_parser(tmp_path):
             load_settings(tmp_path / "x.yaml", environ={}).vllm_args(device))
         assert args.tool_call_parser == "hermes" and args.enable_auto_tool_choice
         assert args.limit_mm_per_prompt == {"image": 8, "video": 1}
+
+
+def test_legacy_sim_and_queue_keys(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("sim_ttft_ms: 100\nsim_tpot_ms: 10\nconcurrency: 2\nqueue_size: 5\n")
+    s = load_settings(p, environ={"QVC_WEBUI_SIM_BATCH_CAPACITY": "4", "QVC_WEBUI_QUEUE_TIMEOUT_S": "600"})
+    assert s.sim == {"ttft_ms": 100, "tpot_ms": 10, "batch_capacity": 4}

@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         print(" ".join(settings.vllm_args(None if settings.device == "auto" else settings.device)))
         return 0
     apply_environment(settings)
+    for var in ("HOME", "XDG_CACHE_HOME"):  # the image points them at /tmp: any container uid can write
+        if os.environ.get(var, "").startswith("/tmp/"):
+            os.makedirs(os.environ[var], exist_ok=True)
 
     from .logging_setup import setup_logging
 
@@ -38,11 +41,16 @@ def main(argv: list[str] | None = None) -> int:
                   {"instance": settings.instance_id, "version": settings.version_label},
                   settings.log_queue_size)
     if settings.engine == "sim":
+        from pathlib import Path
+
+        sim_dir = Path(__file__).resolve().parents[2] / "sim"  # a source checkout: webui/sim
+        if sim_dir.is_dir():
+            sys.path.insert(0, str(sim_dir))
         try:
             from qvc_sim import create_sim_app  # the test double (webui/sim), absent from product images
         except ImportError:
-            print("qvc-webui: engine 'sim' is a test double; it is not installed in this image "
-                  "(webui/sim, installed by webui/build-image.sh --with-sim)", file=sys.stderr)
+            print("qvc-webui: engine 'sim' is a test double (webui/sim/qvc_sim.py); it is not on "
+                  "PYTHONPATH here", file=sys.stderr)
             return 2
         app = create_sim_app(settings)
     else:

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import __version__
 
 DEFAULT_CONFIG_PATH = "/etc/qvc-webui/config.yaml"
 ENV_PREFIX = "QVC_WEBUI_"
 DEFAULT_MODEL = "Qwen/Qwen3-VL-4B-Instruct"
+# keys of the pre-vLLM app: accepted and ignored (vLLM schedules and queues itself)
+DEPRECATED_KEYS = ("queue_size", "queue_timeout_s", "concurrency")
 _STRING_KEYS = ("model", "served_model_name", "instance_id", "version_label", "host", "log_dir",
                 "hf_endpoint", "ui_title", "device", "control_dir", "tool_call_parser")
 
@@ -79,6 +81,18 @@ class Settings(BaseModel):
     # Hugging Face hub
     hf_endpoint: str | None = None
     hf_offline: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_keys(cls, data: Any) -> Any:
+        """``sim_<knob>`` (old spelling) -> ``sim: {knob}``; drop DEPRECATED_KEYS."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in [k for k in data if isinstance(k, str) and k.startswith("sim_")]:
+                data["sim"] = {**(data.get("sim") or {}), key[4:]: data.pop(key)}
+            for key in DEPRECATED_KEYS:
+                data.pop(key, None)
+        return data
 
     @field_validator("log_dir", "hf_endpoint", "served_model_name", mode="before")
     @classmethod
@@ -148,7 +162,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
         key = name[len(ENV_PREFIX):].lower()
-        if key not in fields:
+        if key not in fields and not key.startswith("sim_") and key not in DEPRECATED_KEYS:
             raise ConfigError(f"unknown configuration key in environment variable {name}")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""

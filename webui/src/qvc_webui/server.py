@@ -226,7 +226,7 @@ class Instance:
             if counted:
                 self.in_flight -= 1
             code = status["code"] or 499
-            if path not in OPS or code >= 400:
+            if path not in OPS:
                 access_log.info("request", extra={
                     "method": method, "path": path, "status": code,
                     "duration_ms": round((time.perf_counter() - start) * 1000, 3),
@@ -262,8 +262,26 @@ def _error(message: str, type_: str, code: str) -> bytes:
     return json.dumps({"error": {"message": message, "type": type_, "code": code}}).encode()
 
 
+def _request_errors_are_4xx() -> None:
+    """Make errors a request causes inside vLLM's media decoding map to 400, not 500.
+
+    vLLM answers 400 for ValueError/TypeError and 500 for other exceptions.  Pillow's
+    ``DecompressionBombError`` (an image over ``Image.MAX_IMAGE_PIXELS`` x 2, e.g. a few-KB PNG
+    of 20000 x 20000 pixels) derives from Exception only, so vLLM reported the client's bomb as
+    an internal error.  Pillow raises it through its module global, so a subclass that also
+    derives from ValueError keeps every ``except DecompressionBombError`` working and makes vLLM
+    answer 400.  Found by tests/test_vllm_openai.py::test_hostile_bodies_are_4xx[bomb].
+    """
+    from PIL import Image
+
+    if not issubclass(Image.DecompressionBombError, ValueError):
+        Image.DecompressionBombError = type(  # type: ignore[misc]
+            "DecompressionBombError", (Image.DecompressionBombError, ValueError), {})
+
+
 def _prepare_vllm(settings: Settings) -> tuple[Any, Any, Any, str]:
     """Imports (seconds) and argument parsing: run in a worker thread, off the event loop."""
+    _request_errors_are_4xx()
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
     from vllm.usage.usage_lib import UsageContext
