@@ -112,7 +112,7 @@ def build_tokenizer(vocab_size: int):
         tokenizer_object=tok,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        model_max_length=4096,
+        model_max_length=32768,
         chat_template=CHAT_TEMPLATE,
     )
 
@@ -139,7 +139,7 @@ def build(outdir: Path, seed: int = 0) -> Path:
             "num_attention_heads": 4,
             "num_key_value_heads": 2,
             "head_dim": head_dim,
-            "max_position_embeddings": 4096,
+            "max_position_embeddings": 32768,  # >= vLLM max_model_len defaults
             # mrope_section (t, h, w) must sum to head_dim / 2
             "rope_parameters": {"rope_type": "default", "rope_theta": 5_000_000.0,
                                 "mrope_section": [16, 8, 8], "mrope_interleaved": True},

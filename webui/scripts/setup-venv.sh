@@ -10,7 +10,7 @@ python3 -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install -q -r "$here/requirements.txt"
 "${pip[@]}" install -q --no-deps -r "$here/requirements-torchvision.txt"
-"${pip[@]}" uninstall -q -y torchaudio torchcodec 2>/dev/null || true  # CUDA builds, unused, do not load
+"${pip[@]}" uninstall -q -y torchaudio torchcodec triton 2>/dev/null || true  # unused on CPU (see Dockerfile)
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 install -m 0644 "$here/shim/qvc_torchvision_cpu.py" "$site/"
 echo "import qvc_torchvision_cpu" > "$site/qvc_torchvision_cpu.pth"
