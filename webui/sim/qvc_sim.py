@@ -60,6 +60,7 @@ class Sim:
         self.g_waiting = Gauge("vllm:num_requests_waiting", "Requests waiting for a batch slot (sim)",
                                list(labels), registry=r).labels(**labels)
         self.g_in_flight = Gauge("qvc_webui_requests_in_flight", "HTTP requests to /v1 being answered", registry=r)
+        self.g_queue = Gauge("qvc_webui_queue_depth", "Requests waiting for a batch slot (sim)", registry=r)
         self.g_ready = Gauge("qvc_webui_ready", "1 when /healthz answers 200", registry=r)
         self.g_draining = Gauge("qvc_draining", "1 while the instance drains", registry=r)
         Info("qvc_webui", "Build and model information", registry=r).info({
@@ -104,6 +105,7 @@ class Sim:
             self.g_running.set(self.running)
             self.g_waiting.set(self.waiting)
             self.g_in_flight.set(self.in_flight)
+            self.g_queue.set(self.waiting)
             self.g_ready.set(1 if self.health()[0] == 200 else 0)
             self.g_draining.set(1 if self.drain.active else 0)
             body = generate_latest(self.registry)

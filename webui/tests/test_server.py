@@ -187,3 +187,19 @@ async def test_ui_page_is_a_client_of_v1():
     async with client_for(inst) as c:
         await wait_status(c, "ok")
         assert (await c.get("/")).status_code == 404  # UI off: "/" is vLLM's (no such route)
+
+
+async def test_http_metrics_for_the_monitoring_rules():
+    inst = Instance(settings(), engine_factory=factory(fake_vllm_app()))
+    async with client_for(inst) as c:
+        await wait_status(c, "ok")
+        async with c.stream("POST", "/v1/chat/completions", json={"stream": True}) as r:
+            [t async for t in r.aiter_text()]
+        await c.post("/v1/chat/completions", json={})
+        await c.get("/v1/nope")
+        m = (await c.get("/metrics")).text
+        assert metric_value(m, "qvc_webui_requests_total", {"route": "/v1/chat/completions", "status": "200"}) == 2
+        assert metric_value(m, "qvc_webui_requests_total", {"route": "/v1/other", "status": "404"}) == 1
+        assert metric_value(m, "qvc_webui_request_duration_seconds_count", {"route": "/v1/chat/completions"}) == 2
+        assert metric_value(m, "qvc_webui_time_to_first_token_seconds_count", {"source": "api"}) == 1  # streams only
+        assert metric_value(m, "qvc_webui_queue_depth") == 0

@@ -30,29 +30,16 @@ import logging
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Info, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import __version__
 from .config import Settings
 from .drain import DrainFlag, DrainMiddleware, send_json
+from .metrics import Metrics, route_of
 
 log = logging.getLogger("qvc_webui")
 access_log = logging.getLogger("qvc_webui.access")
 OPS = ("/healthz", "/livez", "/metrics")
-
-
-class Metrics:
-    def __init__(self) -> None:
-        r = self.registry = CollectorRegistry(auto_describe=True)
-        self.in_flight = Gauge("qvc_webui_requests_in_flight",
-                               "HTTP requests to /v1 being answered (API + UI; covers vLLM's running + "
-                               "waiting plus preprocessing and streaming); a drain waits for 0", registry=r)
-        self.ready = Gauge("qvc_webui_ready", "1 when /healthz answers 200", registry=r)
-        self.draining = Gauge("qvc_draining", "1 while the instance drains (control file 'drain' present)",
-                              registry=r)
-        self.model_load = Gauge("qvc_webui_model_load_seconds", "Seconds from start to ready (load + warm-up)",
-                                registry=r)
-        self.info = Info("qvc_webui", "Build and model information", registry=r)
 
 
 class Instance:
@@ -135,15 +122,19 @@ class Instance:
         self.metrics.draining.set(1 if self.drain.active else 0)
         self.metrics.ready.set(1 if self.health()[0] == 200 else 0)
         self.metrics.in_flight.set(self.in_flight)
-        out = generate_latest(self.metrics.registry)
+        out = b""
         if self.inner is not None:
             try:
                 from vllm.v1.metrics.prometheus import get_prometheus_registry
 
-                out = generate_latest(get_prometheus_registry()) + out
-            except ImportError:  # the sim
+                registry = get_prometheus_registry()
+                waiting = registry.get_sample_value("vllm:num_requests_waiting",
+                                                    {"engine": "0", "model_name": self.settings.model_name})
+                self.metrics.queue_depth.set(waiting or 0)
+                out = generate_latest(registry) + generate_latest(self.metrics.registry)
+            except ImportError:  # pragma: no cover - vllm missing
                 pass
-        return out
+        return out or generate_latest(self.metrics.registry)
 
     # ------------------------------------------------------------------ ASGI
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -172,9 +163,17 @@ class Instance:
         start = time.perf_counter()
         status = {"code": 0}
 
+        stream = {"first": True, "sse": False}
+
         async def send_wrapper(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                stream["sse"] = any(k == b"content-type" and v.startswith(b"text/event-stream")
+                                    for k, v in message.get("headers", ()))
+            elif message["type"] == "http.response.body" and stream["first"] and message.get("body"):
+                stream["first"] = False
+                if stream["sse"] and status["code"] == 200:
+                    self.metrics.ttft.labels("api").observe(time.perf_counter() - start)
             await send(message)
 
         counted = False
@@ -226,10 +225,14 @@ class Instance:
             if counted:
                 self.in_flight -= 1
             code = status["code"] or 499
+            elapsed = time.perf_counter() - start
+            route = route_of(path, self.ui_enabled)
+            self.metrics.requests.labels(route, method, str(code)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
             if path not in OPS:
                 access_log.info("request", extra={
                     "method": method, "path": path, "status": code,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                    "duration_ms": round(elapsed * 1000, 3),
                     "client": (scope.get("client") or ("", 0))[0]})
 
     async def _ops(self, path: str, send: Any) -> None:
