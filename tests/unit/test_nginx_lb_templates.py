@@ -258,7 +258,11 @@ def test_lb_errors_are_openai_json_with_retry_after(tmp_path):
     hostvars, groups = inventory(ONE_BY_ONE)
     conf = render(tmp_path, hostvars, groups, nginx_lb_retry_after=3,
                   nginx_lb_api_keys={"a": "tok-a-0123456789abcdef"})["qvc-lb.conf.j2"]
-    assert "error_page 401 = @qvc_401;" in location(conf, "/v1/")  # not for the UI's basic auth
+    api = location(conf, "/v1/")
+    assert "error_page 401 = @qvc_401;" in api  # not for the UI's basic auth
+    # nginx: a location with its own error_page inherits none of the server's; all must be there
+    for code in (413, 429, 502, 503, 504):
+        assert f"error_page {code} = @qvc_{code};" in api, code
     for code in (401, 413, 429, 502, 503, 504):
         assert f"error_page {code} = @qvc_{code};" in conf
         block = re.search(r"location @qvc_%d \{(.*?)\n    \}" % code, conf, re.S).group(1)

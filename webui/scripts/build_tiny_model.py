@@ -186,6 +186,9 @@ def build(outdir: Path, seed: int = 0) -> Path:
     pp.write_text(json.dumps(data, indent=2))
     (outdir / "chat_template.jinja").write_text(CHAT_TEMPLATE)
     (outdir / "processor_config.json").write_text(json.dumps({"processor_class": "Qwen3VLProcessor"}))
+    # safetensors writes 0600: the instances read the model as their own uid (webui_uid)
+    for f in outdir.iterdir():
+        f.chmod(0o644)
     (outdir / "QVC_TINY_RANDOM_WEIGHTS").write_text("random weights: outputs are meaningless\n")
     (outdir / "README.md").write_text(
         "# qvc tiny Qwen3-VL (RANDOM WEIGHTS)\n\nBuilt by webui/scripts/build_tiny_model.py for tests and "
