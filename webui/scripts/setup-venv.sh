@@ -15,4 +15,5 @@ site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pu
 install -m 0644 "$here/shim/qvc_torchvision_cpu.py" "$site/"
 echo "import qvc_torchvision_cpu" > "$site/qvc_torchvision_cpu.pth"
 "${pip[@]}" install -q -r "$here/requirements-dev.txt"
+touch "$venv/.installed"  # what scripts/bootstrap.sh looks at
 "$venv/bin/python" -c "import torchvision.transforms.v2.functional, vllm; print('webui venv ok', vllm.__version__)"
