@@ -203,3 +203,13 @@ async def test_http_metrics_for_the_monitoring_rules():
         assert metric_value(m, "qvc_webui_request_duration_seconds_count", {"route": "/v1/chat/completions"}) == 2
         assert metric_value(m, "qvc_webui_time_to_first_token_seconds_count", {"source": "api"}) == 1  # streams only
         assert metric_value(m, "qvc_webui_queue_depth") == 0
+
+
+async def test_vllm_handlers_find_a_server_to_stop():
+    """vLLM's engine-error handler reads app.state.server (serve_http sets it; we embed vLLM's app)."""
+    inst = Instance(settings(), engine_factory=factory(fake_vllm_app()))
+    sentinel = object()
+    inst.uvicorn_server = sentinel
+    async with client_for(inst) as c:
+        await wait_status(c, "ok")
+        assert inst.inner.state.server is sentinel

@@ -60,9 +60,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=30, lifespan="on")
-    return 0
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                                           access_log=False, timeout_graceful_shutdown=30, lifespan="on"))
+    if hasattr(app, "uvicorn_server"):
+        app.uvicorn_server = server
+    server.run()
+    # vLLM asks the server to exit when its engine died: exit non-zero so Docker restarts the instance
+    dead = getattr(app, "state", "") == "dead" or getattr(getattr(app, "engine_client", None), "errored", False)
+    return 3 if dead else 0
 
 
 if __name__ == "__main__":

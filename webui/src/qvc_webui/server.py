@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import time
+import types
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -59,6 +60,9 @@ class Instance:
         self._task: asyncio.Task | None = None
         self._stack = contextlib.AsyncExitStack()
         self.ui_enabled = settings.ui_enabled if ui is None else ui
+        # the uvicorn.Server running this app (set by __main__): vLLM's engine-error handler sets
+        # its should_exit when the engine died, so the process ends and Docker restarts it
+        self.uvicorn_server: Any = None
         self._ui_page: bytes | None = None
         self.metrics.info.info({"model": settings.model_name, "engine": settings.engine,
                                 "version": settings.version_label, "instance": settings.instance_id,
@@ -81,6 +85,9 @@ class Instance:
         try:
             log.info("engine starting", extra={"model": self.settings.model, "engine": self.settings.engine})
             self.engine_client, self.inner, self.device = await self._engine_factory(self.settings, self._stack)
+            if getattr(self.inner, "state", None) is not None:
+                # vLLM's handlers read app.state.server (normally set by its serve_http)
+                self.inner.state.server = self.uvicorn_server or types.SimpleNamespace(should_exit=False)
             if self.settings.warmup:
                 await self._warmup()
             self.state = "ready"
