@@ -75,6 +75,9 @@ def _gpu_list(host: str, hv: Mapping[str, Any], strict: bool = False) -> list[st
             raise InstanceSpecError(f"{host}: webui_gpu_ids must be a list of GPU indices or UUIDs, got {override!r}")
         return [str(g) for g in override]
     status = hv.get("nvidia_gpu_status")
+    gpus = hv.get("nvidia_gpus") or []
+    if status is None and gpus:
+        status = "ok"  # GPU facts without a status (older fact caches): a GPU list is a success
     if status is None:
         if strict and hv.get("webui_cpu_instances") is None:
             raise DiscoveryError(
@@ -88,7 +91,6 @@ def _gpu_list(host: str, hv: Mapping[str, Any], strict: bool = False) -> list[st
             f"{host}: GPU discovery failed (nvidia_gpu_status={status}): "
             f"{hv.get('nvidia_gpu_message') or 'no message'}; its instances are left as they are "
             f"(fix the driver, or pin webui_gpu_ids)")
-    gpus = hv.get("nvidia_gpus") or []
     return [str(g["uuid"]) for g in gpus if isinstance(g, Mapping) and g.get("uuid")]
 
 
@@ -144,14 +146,21 @@ def host_instances(host: str, hv: Mapping[str, Any], strict: bool = False) -> li
     ]
 
 
-def qvc_instances(hostvars: Mapping[str, Any], hosts: Iterable[str], strict: bool = False) -> list[dict[str, Any]]:
+def qvc_instances(hostvars: Mapping[str, Any], hosts: Iterable[str], strict: bool = False,
+                  skip_unknown: bool = False) -> list[dict[str, Any]]:
     """All instances of `hosts` (e.g. groups['gpu_nodes']), host by host.
 
-    strict=True (load balancer upstreams, the health report, the rollout budget): every host must
-    have an explicit setting or discovery facts; consumers that must cover the whole fleet use it."""
+    strict=True (load balancer upstreams, the health report): every host must have an explicit
+    setting or discovery facts; consumers that must cover the whole fleet use it. skip_unknown=True
+    leaves out hosts whose GPUs are unknown instead of raising (the size of the fleet for the
+    capacity budget, where a failed host simply does not take part)."""
     out: list[dict[str, Any]] = []
     for host in hosts or []:
-        out.extend(host_instances(host, hostvars[host], strict=strict))
+        try:
+            out.extend(host_instances(host, hostvars[host], strict=strict or skip_unknown))
+        except DiscoveryError:
+            if not skip_unknown:
+                raise
     return out
 
 
@@ -233,12 +242,30 @@ def qvc_duplicate_endpoints(instances: Iterable[Mapping[str, Any]]) -> list[str]
     return sorted(k for k, n in seen.items() if n > 1)
 
 
+def qvc_drain_markers(files: Iterable[Any]) -> dict[str, str]:
+    """{instance name: "drain" | "hold"} from the marker files <state_dir>/<name>/{drain,hold}
+    (find results, or plain paths). "hold" (an operator's drain) wins over "drain"."""
+    out: dict[str, str] = {}
+    for f in files or []:
+        path = str(f.get("path", "") if isinstance(f, Mapping) else f).rstrip("/")
+        parts = path.split("/")
+        if len(parts) < 2 or parts[-1] not in ("drain", "hold") or not parts[-2]:
+            continue
+        name, kind = parts[-2], parts[-1]
+        if out.get(name) != "hold":
+            out[name] = kind
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {
             "qvc_instances": qvc_instances,
             "qvc_host_instances": lambda hv, host, strict=False: host_instances(host, hv, strict=strict),
             "qvc_discovery_error": qvc_discovery_error,
+            "qvc_drain_markers": qvc_drain_markers,
+            # host | qvc_discovery_error_of(hostvars): the same, for map() over host names
+            "qvc_discovery_error_of": lambda host, hv, strict=True: qvc_discovery_error(hv, host, strict=strict),
             "qvc_max_unavailable": qvc_max_unavailable,
             "qvc_replacement_waves": qvc_replacement_waves,
             "qvc_duplicate_endpoints": qvc_duplicate_endpoints,

@@ -2,7 +2,7 @@ import pytest
 
 from qvc import (DiscoveryError, InstanceSpecError, host_instances, qvc_discovery_error,
                  qvc_duplicate_endpoints, qvc_host_address, qvc_host_address_source, qvc_instances,
-                 qvc_is_ipv4, qvc_max_unavailable, qvc_replacement_waves)
+                 qvc_is_ipv4, qvc_max_unavailable, qvc_drain_markers, qvc_replacement_waves)
 
 
 def test_gpu_override_wins_over_discovery():
@@ -162,3 +162,17 @@ def test_budget_used_up_by_held_instances_is_refused():
         qvc_replacement_waves([i for i in _fleet() if i["id"] != "c-1"], 1, out=["c-1"])
     # only drained ones pending: nothing in service is taken out
     assert qvc_replacement_waves([{"id": "c-1", "host": "c", "index": 1}], 1, out=["c-1", "b-1"]) == [["c-1"]]
+
+
+def test_skip_unknown_leaves_failed_hosts_out():
+    hostvars = {"ok": {"webui_cpu_instances": 2},
+                "bad": {"nvidia_gpu_status": "error", "nvidia_gpu_message": _MISMATCH}}
+    assert [i["id"] for i in qvc_instances(hostvars, ["ok", "bad"], skip_unknown=True)] == ["ok-0", "ok-1"]
+
+
+def test_drain_markers_from_find_results():
+    files = [{"path": "/var/lib/qvc-webui/qvc-webui-0/drain"}, {"path": "/var/lib/qvc-webui/qvc-webui-2/hold"},
+             {"path": "/var/lib/qvc-webui/qvc-webui-2/drain"}, "/var/lib/qvc-webui/qvc-webui-3/drain",
+             {"path": "/var/lib/qvc-webui/qvc-webui-4/other"}]
+    assert qvc_drain_markers(files) == {"qvc-webui-0": "drain", "qvc-webui-2": "hold", "qvc-webui-3": "drain"}
+    assert qvc_drain_markers([]) == {}
