@@ -348,3 +348,25 @@ def test_nginx_t_rejects_a_broken_config(tmp_path):
     res = nginx_t(tmp_path)
     assert res.returncode != 0
     assert "bogus_directive" in res.stderr
+
+
+@needs_nginx
+def test_recorded_drains_render_down_and_survive_a_full_render(tmp_path):
+    spec = {h: dict(v) for h, v in THREE_BY_THREE.items()}
+    spec["gpu2"]["qvc_instance_drains"] = {"qvc-webui-1": "drain", "qvc-webui-2": "hold"}
+    hostvars, groups = inventory(spec)
+    conf = render(tmp_path, hostvars, groups)["qvc-lb.conf.j2"]
+    for up in ("qvc_webui_api", "qvc_webui_ui"):
+        down = re.findall(r"^\s*server (\S+) [^;]*\bdown;", upstream_block(conf, up), re.M)
+        assert down == ["10.9.0.12:8002", "10.9.0.12:8003"], up
+    assert nginx_t(tmp_path).returncode == 0
+
+
+def test_unknown_gpus_refuse_a_partial_upstream(tmp_path):
+    # gpu3 outside --limit without facts, or with a failed discovery: no partial render
+    for gpu3 in ({"ansible_host": "10.9.0.13"},
+                 {"ansible_host": "10.9.0.13", "nvidia_gpu_status": "error", "nvidia_gpu_message": "NVML mismatch"}):
+        spec = {**THREE_BY_THREE, "gpu3": gpu3}
+        hostvars, groups = inventory(spec)
+        with pytest.raises(Exception, match="gpu3"):
+            render(tmp_path, hostvars, groups)
