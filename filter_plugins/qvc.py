@@ -40,7 +40,11 @@ def setting(hv: Mapping[str, Any], name: str) -> Any:
     (qvc_* -> roles/qvc, webui_* -> roles/webui, nginx_lb_* -> roles/nginx_lb, ...)."""
     if name in hv:
         return hv[name]
-    return role_defaults(_owning_role(name))[name]
+    value = role_defaults(_owning_role(name))[name]
+    if isinstance(value, str) and "{{" in value:
+        # a filter's result is not templated again: a templated default must be read where its role is in scope
+        raise ValueError(f"qvc_setting: the default of {name} is a template ({value}); it cannot be read from here")
+    return value
 
 
 DEFAULT_BASE_PORT = role_defaults("webui")["webui_base_port"]

@@ -176,3 +176,20 @@ def test_drain_markers_from_find_results():
              {"path": "/var/lib/qvc-webui/qvc-webui-4/other"}]
     assert qvc_drain_markers(files) == {"qvc-webui-0": "drain", "qvc-webui-2": "hold", "qvc-webui-3": "drain"}
     assert qvc_drain_markers([]) == {}
+
+
+def test_setting_reads_the_inventory_value_else_the_owning_roles_default():
+    from qvc import role_defaults, setting
+    assert setting({"webui_base_port": 9000}, "webui_base_port") == 9000
+    assert setting({}, "webui_base_port") == role_defaults("webui")["webui_base_port"]
+    assert setting({}, "qvc_storage_backend") == role_defaults("qvc")["qvc_storage_backend"]
+    # the longest role name wins: nginx_lb_* belongs to nginx_lb, not to a role called "nginx"
+    assert setting({}, "nginx_lb_http_port") == role_defaults("nginx_lb")["nginx_lb_http_port"]
+
+
+def test_setting_refuses_templated_defaults_and_unknown_names():
+    from qvc import setting
+    with pytest.raises(ValueError, match="nginx_lb_site_conf is a template"):
+        setting({}, "nginx_lb_site_conf")
+    with pytest.raises(KeyError):
+        setting({}, "frobnicate_level")
