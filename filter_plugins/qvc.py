@@ -40,7 +40,11 @@ def setting(hv: Mapping[str, Any], name: str) -> Any:
     (qvc_* -> roles/qvc, webui_* -> roles/webui, nginx_lb_* -> roles/nginx_lb, ...)."""
     if name in hv:
         return hv[name]
-    return role_defaults(_owning_role(name))[name]
+    value = role_defaults(_owning_role(name))[name]
+    if isinstance(value, str) and "{{" in value:
+        # a filter's result is not templated again: a templated default must be read where its role is in scope
+        raise ValueError(f"qvc_setting: the default of {name} is a template ({value}); it cannot be read from here")
+    return value
 
 
 DEFAULT_BASE_PORT = role_defaults("webui")["webui_base_port"]
@@ -48,6 +52,15 @@ DEFAULT_BASE_PORT = role_defaults("webui")["webui_base_port"]
 
 class InstanceSpecError(ValueError):
     """An inventory value that cannot describe a set of instances."""
+
+
+class DiscoveryError(InstanceSpecError):
+    """A host's GPUs are unknown (discovery failed or never ran): its instances cannot be computed."""
+
+
+# nvidia_gpu_facts statuses (library/nvidia_gpu_facts.py) that mean "this host has no usable GPU",
+# as opposed to "we could not find out" (error).
+_NO_GPU_STATUSES = ("no_driver", "no_gpu")
 
 
 def _address_source(host: str, hv: Mapping[str, Any]) -> tuple[str, str]:
@@ -85,17 +98,40 @@ def qvc_is_ipv4(value: Any) -> bool:
     return True
 
 
-def _gpu_list(host: str, hv: Mapping[str, Any]) -> list[str]:
-    """GPUs a host serves: the explicit override, else the discovered GPUs (UUIDs; MIG UUIDs on MIG GPUs)."""
+def _gpu_list(host: str, hv: Mapping[str, Any], strict: bool = False) -> list[str]:
+    """GPUs a host serves: the explicit override, else the GPUs of a *successful* discovery.
+
+    A failed discovery (nvidia_gpu_status == error, e.g. "Driver/library version mismatch") never
+    reads as "no GPUs": it raises DiscoveryError naming the host and nvidia-smi's message, so no
+    caller can compute an empty instance list from it and remove running instances. With
+    strict=True, a host with neither an explicit setting (webui_gpu_ids, webui_cpu_instances) nor
+    discovery facts raises too (a host outside --limit whose facts were not loaded)."""
     override = hv.get("webui_gpu_ids")
     if override not in (None, "", []):
         if not isinstance(override, (list, tuple)):
             raise InstanceSpecError(f"{host}: webui_gpu_ids must be a list of GPU indices or UUIDs, got {override!r}")
         return [str(g) for g in override]
+    status = hv.get("nvidia_gpu_status")
+    gpus = hv.get("nvidia_gpus") or []
+    if status is None and gpus:
+        status = "ok"  # GPU facts without a status (older fact caches): a GPU list is a success
+    if status is None:
+        if strict and hv.get("webui_cpu_instances") is None:
+            raise DiscoveryError(
+                f"{host}: its GPUs are unknown (no nvidia_gpu_facts result: the host was not discovered in this "
+                f"run, e.g. outside --limit); set webui_gpu_ids / webui_cpu_instances or run the discovery on it")
+        return []
+    if status in _NO_GPU_STATUSES:
+        return []
+    if status != "ok":
+        raise DiscoveryError(
+            f"{host}: GPU discovery failed (nvidia_gpu_status={status}): "
+            f"{hv.get('nvidia_gpu_message') or 'no message'}; its instances are left as they are "
+            f"(fix the driver, or pin webui_gpu_ids)")
     # A MIG-enabled GPU serves one instance per MIG device (its MIG UUID), not one for the parent:
     # the parent UUID gives a container every MIG device, or none usable, depending on the runtime.
     out: list[str] = []
-    for gpu in hv.get("nvidia_gpus") or []:
+    for gpu in gpus:
         if not isinstance(gpu, Mapping) or not gpu.get("uuid"):
             continue
         migs = [str(m["uuid"]) for m in gpu.get("mig_devices") or [] if isinstance(m, Mapping) and m.get("uuid")]
@@ -103,14 +139,26 @@ def _gpu_list(host: str, hv: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def host_instances(host: str, hv: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The WebUI instances of one host, in index order."""
+def qvc_discovery_error(hostvars: Mapping[str, Any], host: str, strict: bool = True) -> str:
+    """'' when `host`'s instances can be computed, else the reason (host, status, nvidia-smi's message)."""
+    try:
+        _gpu_list(host, hostvars[host], strict=strict)
+    except DiscoveryError as exc:
+        return str(exc)
+    return ""
+
+
+def host_instances(host: str, hv: Mapping[str, Any], strict: bool = False) -> list[dict[str, Any]]:
+    """The WebUI instances of one host, in index order.
+
+    drained/held come from the host's recorded drain markers (fact qvc_instance_drains:
+    {instance name: "drain" | "hold"}, read by playbooks/tasks/discover.yml)."""
     base_port = setting(hv, "webui_base_port")
     try:
         base_port = int(base_port)
     except (TypeError, ValueError):
         raise InstanceSpecError(f"{host}: webui_base_port must be an integer, got {base_port!r}") from None
-    gpus = _gpu_list(host, hv)
+    gpus = _gpu_list(host, hv, strict=strict)
     if gpus:
         devices = [("cuda", g) for g in gpus]
     else:
@@ -123,6 +171,9 @@ def host_instances(host: str, hv: Mapping[str, Any]) -> list[dict[str, Any]]:
             raise InstanceSpecError(f"{host}: webui_cpu_instances must be >= 0, got {count}")
         devices = [("cpu", None)] * count
     address = _host_address(host, hv)
+    drains = hv.get("qvc_instance_drains") or {}
+    if not isinstance(drains, Mapping):
+        drains = {}
     return [
         {
             "host": host,
@@ -133,17 +184,98 @@ def host_instances(host: str, hv: Mapping[str, Any]) -> list[dict[str, Any]]:
             "port": base_port + i,
             "device": device,
             "gpu": gpu,
+            "drained": f"{INSTANCE_PREFIX}-{i}" in drains,
+            "held": drains.get(f"{INSTANCE_PREFIX}-{i}") == "hold",
         }
         for i, (device, gpu) in enumerate(devices)
     ]
 
 
-def qvc_instances(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[dict[str, Any]]:
-    """All instances of `hosts` (e.g. groups['gpu_nodes']), host by host."""
+def qvc_instances(hostvars: Mapping[str, Any], hosts: Iterable[str], strict: bool = False,
+                  skip_unknown: bool = False) -> list[dict[str, Any]]:
+    """All instances of `hosts` (e.g. groups['gpu_nodes']), host by host.
+
+    strict=True (load balancer upstreams, the health report): every host must have an explicit
+    setting or discovery facts; consumers that must cover the whole fleet use it. skip_unknown=True
+    leaves out hosts whose GPUs are unknown instead of raising (the size of the fleet for the
+    capacity budget, where a failed host simply does not take part)."""
     out: list[dict[str, Any]] = []
     for host in hosts or []:
-        out.extend(host_instances(host, hostvars[host]))
+        try:
+            out.extend(host_instances(host, hostvars[host], strict=strict or skip_unknown))
+        except DiscoveryError:
+            if not skip_unknown:
+                raise
     return out
+
+
+def qvc_max_unavailable(spec: Any, total: int, cap_percent: int = 25) -> int:
+    """The fleet-wide capacity budget: how many of `total` instances may be out at once.
+
+    spec: a count (2) or a percentage ("10%") of the fleet's instances (rounded down, at least 1).
+    More than cap_percent % of the fleet (at least 1 instance) is refused with a clear error."""
+    total = int(total)
+    text = str(spec).strip()
+    try:
+        if text.endswith("%"):
+            pct = float(text[:-1])
+            if not 0 < pct <= 100:
+                raise ValueError
+            value = max(1, int(total * pct // 100))
+        else:
+            value = int(text)
+            if value < 1:
+                raise ValueError
+    except ValueError:
+        raise InstanceSpecError(
+            f"webui_max_unavailable must be a count >= 1 or a percentage like '10%', got {spec!r}") from None
+    cap = max(1, int(total * cap_percent // 100))
+    if value > cap:
+        raise InstanceSpecError(
+            f"webui_max_unavailable={spec!r} allows {value} of {total} instances out at once; at most "
+            f"{cap_percent}% ({cap}) is allowed")
+    return value
+
+
+def qvc_replacement_waves(pending: Iterable[Mapping[str, Any]], budget: int,
+                          out: Iterable[str] = (), held: Iterable[str] = ()) -> list[list[str]]:
+    """Split the instances to replace into waves that keep at most `budget` instances out at once.
+
+    pending: the instances (dicts with id, host, index) whose container must be replaced.
+    out: ids already out of service (drained); replacing one of them costs no capacity, so they all
+    go in the first wave. held: ids drained by the operator; they stay out after their replacement
+    and keep using capacity. In-service instances are interleaved across hosts (index 0 of every
+    host first) so every wave spreads over as many hosts as possible. Returns lists of ids.
+    Raises when in-service instances are pending and the drained ones use up the whole budget."""
+    pending = list(pending)
+    out = set(out)
+    held = set(held) & out
+    budget = int(budget)
+    hosts_order: dict[str, int] = {}
+    for inst in pending:
+        hosts_order.setdefault(inst["host"], len(hosts_order))
+    free = [i["id"] for i in pending if i["id"] in out]
+    busy = sorted((i for i in pending if i["id"] not in out),
+                  key=lambda i: (int(i.get("index", 0)), hosts_order[i["host"]]))
+    busy_ids = [i["id"] for i in busy]
+    pending_ids = {i["id"] for i in pending}
+    first_cap = budget - len(out)
+    # after the first wave, the replaced drained instances are back (unless held)
+    later_cap = budget - len(held | (out - pending_ids))
+    if busy_ids and max(first_cap, later_cap) <= 0:
+        raise InstanceSpecError(
+            f"the capacity budget (webui_max_unavailable={budget}) is used up by drained instances "
+            f"({', '.join(sorted(out))}): lift their drain or raise the budget to replace "
+            f"{len(busy_ids)} more instance(s)")
+    waves: list[list[str]] = []
+    first = free + busy_ids[:max(first_cap, 0)]
+    rest = busy_ids[max(first_cap, 0):]
+    if first:
+        waves.append(first)
+    step = max(later_cap, 1) if rest else 1
+    for start in range(0, len(rest), step):
+        waves.append(rest[start:start + step])
+    return waves
 
 
 def qvc_duplicate_endpoints(instances: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -155,11 +287,32 @@ def qvc_duplicate_endpoints(instances: Iterable[Mapping[str, Any]]) -> list[str]
     return sorted(k for k, n in seen.items() if n > 1)
 
 
+def qvc_drain_markers(files: Iterable[Any]) -> dict[str, str]:
+    """{instance name: "drain" | "hold"} from the marker files <state_dir>/<name>/{drain,hold}
+    (find results, or plain paths). "hold" (an operator's drain) wins over "drain"."""
+    out: dict[str, str] = {}
+    for f in files or []:
+        path = str(f.get("path", "") if isinstance(f, Mapping) else f).rstrip("/")
+        parts = path.split("/")
+        if len(parts) < 2 or parts[-1] not in ("drain", "hold") or not parts[-2]:
+            continue
+        name, kind = parts[-2], parts[-1]
+        if out.get(name) != "hold":
+            out[name] = kind
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {
             "qvc_instances": qvc_instances,
-            "qvc_host_instances": lambda hv, host: host_instances(host, hv),
+            "qvc_host_instances": lambda hv, host, strict=False: host_instances(host, hv, strict=strict),
+            "qvc_discovery_error": qvc_discovery_error,
+            "qvc_drain_markers": qvc_drain_markers,
+            # host | qvc_discovery_error_of(hostvars): the same, for map() over host names
+            "qvc_discovery_error_of": lambda host, hv, strict=True: qvc_discovery_error(hv, host, strict=strict),
+            "qvc_max_unavailable": qvc_max_unavailable,
+            "qvc_replacement_waves": qvc_replacement_waves,
             "qvc_duplicate_endpoints": qvc_duplicate_endpoints,
             "qvc_host_address": qvc_host_address,
             "qvc_host_address_source": qvc_host_address_source,

@@ -27,7 +27,8 @@ def _load_sibling(name: str):
 
 
 _qvc = _load_sibling("qvc")
-ROLES_DIR, InstanceSpecError, host_instances = _qvc.ROLES_DIR, _qvc.InstanceSpecError, _qvc.host_instances
+ROLES_DIR, InstanceSpecError, DiscoveryError, host_instances = (
+    _qvc.ROLES_DIR, _qvc.InstanceSpecError, _qvc.DiscoveryError, _qvc.host_instances)
 qvc_host_address, qvc_host_address_source, qvc_is_ipv4, setting = (
     _qvc.qvc_host_address, _qvc.qvc_host_address_source, _qvc.qvc_is_ipv4, _qvc.setting)
 
@@ -113,6 +114,9 @@ def _instance_problems(hostvars, host, groups) -> tuple[list[str], list[dict[str
             seen.add(str(gid))
     try:
         instances = host_instances(host, hv)
+    except DiscoveryError:
+        # a failed discovery in the fact cache: the GPU stage discovers again and fails that host itself
+        instances = []
     except InstanceSpecError as exc:
         return problems + [str(exc)], []
     address = qvc_host_address(hostvars, host)

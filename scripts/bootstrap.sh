@@ -49,15 +49,19 @@ if [ ! -x .venv/bin/ansible-playbook ] || [ requirements.txt -nt .venv/.installe
   touch .venv/.installed
 fi
 
-# WebUI service virtual environment (its tests, the tiny model builder, benchmarks).
-if [ -f webui/requirements-dev.txt ]; then
-  if [ ! -x webui/.venv/bin/python ] || [ webui/requirements-dev.txt -nt webui/.venv/.installed ] \
-     || [ webui/requirements.txt -nt webui/.venv/.installed ]; then
-    log "creating webui/.venv from webui/requirements-dev.txt"
-    python3 -m venv webui/.venv
-    webui/.venv/bin/pip install -q --upgrade pip
-    (cd webui && .venv/bin/pip install -q -r requirements-dev.txt)
-    touch webui/.venv/.installed
+# WebUI service virtual environment (vLLM CPU + the torchvision shim + test tools: its tests, the tiny
+# model builder, benchmarks), made by webui/scripts/setup-venv.sh; rebuilt from scratch when any of
+# its inputs is newer than the last build.
+if [ -f webui/scripts/setup-venv.sh ]; then
+  stale=0
+  [ -x webui/.venv/bin/python ] && [ -f webui/.venv/.installed ] || stale=1
+  for f in webui/requirements*.txt webui/scripts/setup-venv.sh webui/shim/*; do
+    [ -e "$f" ] && [ "$f" -nt webui/.venv/.installed ] && stale=1
+  done
+  if [ "$stale" = 1 ]; then
+    log "creating webui/.venv (vLLM CPU, about 3.5 GB) with webui/scripts/setup-venv.sh"
+    rm -rf webui/.venv
+    webui/scripts/setup-venv.sh webui/.venv
   fi
 fi
 log "ready"

@@ -32,17 +32,21 @@ down() {
 build_artifacts() {
   local dir=build/demo id tag
   mkdir -p "$dir"
-  webui/build-image.sh
-  id=$(docker image inspect --format '{{.Id}}' qvc/webui:latest); id=${id#sha256:}
+  # the image this build made (qvc/webui:build-<recipe hash>), not :latest (another tree's build
+  # on the same Docker engine may move it)
+  built=$(QVC_IMAGE_TAG_LATEST=0 webui/build-image.sh | sed -n 's/.* = \(qvc\/webui:build-[0-9a-f]*\).*/\1/p' | tail -1)
+  id=$(docker image inspect --format '{{.Id}}' "$built"); id=${id#sha256:}
   tag="demo-${id:0:12}"
-  docker tag qvc/webui:latest "qvc/webui:$tag"
+  docker tag "$built" "qvc/webui:$tag"
   if [ ! -f "$dir/qvc-webui-$tag.tar" ]; then
     log "saving qvc/webui:$tag to $dir (once per image)"
     find "$dir" -maxdepth 1 -name 'qvc-webui-demo-*.tar' -delete
     docker save -o "$dir/qvc-webui-$tag.tar" "qvc/webui:$tag"
   fi
   printf '%s' "$tag" >"$dir/webui-image-tag"
-  [ -f "$dir/tiny-qwen3-vl/config.json" ] || webui/.venv/bin/python webui/scripts/build_tiny_model.py "$dir/tiny-qwen3-vl"
+  # (re)build the tiny model unless it is the vLLM-servable one (head_dim 64; older ones had 16)
+  grep -qs '"head_dim": 64' "$dir/tiny-qwen3-vl/config.json" \
+    || { rm -rf "$dir/tiny-qwen3-vl"; webui/.venv/bin/python webui/scripts/build_tiny_model.py "$dir/tiny-qwen3-vl"; }
 }
 
 up() {
@@ -66,7 +70,7 @@ up() {
   log "site.yml finished in $((SECONDS - start))s"
   cat <<MSG
 
-  UI  (Gradio):  http://127.0.0.1:$lb_port/
+  UI:            http://127.0.0.1:$lb_port/
   API (OpenAI):  curl -s http://127.0.0.1:$lb_port/v1/chat/completions -H 'Content-Type: application/json' \\
                    -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":16}'
   The demo serves a tiny RANDOM-WEIGHT Qwen3-VL checkpoint: answers are gibberish by design.

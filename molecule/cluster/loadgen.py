@@ -11,6 +11,8 @@ Like the OpenAI SDKs, a client reconnects and sends the request again once when 
 closed an idle keep-alive connection just as the request went out (nginx's old workers close
 idle client connections on every reload; the request never reached a backend). Those are
 counted separately as `reconnects`, never hidden: any other error, or a second one, is a failure.
+With --no-resend the client behaves like curl and most HTTP libraries: it never sends a request
+twice, and such a closed connection is a failure too.
 """
 import argparse
 import collections
@@ -42,7 +44,7 @@ def _post(session, url, stream, results, lock):
     try:
         return session.post(f"{url}/v1/chat/completions", json={**BODY, "stream": stream}, timeout=60, stream=stream)
     except requests.ConnectionError as exc:
-        if not _closed_idle_connection(exc):
+        if results.get("no_resend") or not _closed_idle_connection(exc):
             raise
         with lock:
             results["reconnects"] += 1
@@ -82,8 +84,10 @@ def main():
     ap.add_argument("--stop-file", required=True)
     ap.add_argument("--clients", type=int, default=3)
     ap.add_argument("--max-seconds", type=float, default=600)
+    ap.add_argument("--no-resend", action="store_true", help="never send a request twice (like curl)")
     args = ap.parse_args()
-    results = {"requests": 0, "reconnects": 0, "failures": [], "upstreams": collections.Counter(), "max_latency_s": 0.0}
+    results = {"requests": 0, "reconnects": 0, "failures": [], "upstreams": collections.Counter(), "max_latency_s": 0.0,
+               "no_resend": args.no_resend}
     lock = threading.Lock()
     started = time.time()
     threads = [threading.Thread(target=client, args=(args.url, args.stop_file, started + args.max_seconds, results, lock))

@@ -220,12 +220,13 @@ def test_api_location_keepalive_and_retries(tmp_path):
     assert "proxy_pass http://qvc_webui_api;" in api
     assert "proxy_http_version 1.1;" in api
     assert 'proxy_set_header Connection "";' in api
-    assert "proxy_next_upstream error timeout http_502 http_503 non_idempotent;" in api
+    # only "never started" failures go to another instance: no 502, no 4xx, no 500
+    assert "proxy_next_upstream error timeout http_503 non_idempotent;" in api
+    assert "http_502" not in conf and "http_500" not in conf and "http_4" not in conf
     assert re.search(r"proxy_next_upstream_tries \d+;", api)
     assert re.search(r"proxy_next_upstream_timeout \S+;", api)
     assert "proxy_buffering off;" in api
-    assert "limit_req zone=qvc_api" in api
-    assert "limit_req_zone $binary_remote_addr zone=qvc_api:" in conf
+    assert "limit_req" not in conf  # no API keys: no rate limit by default (see defaults/main.yml)
     ui = location(conf, "/")
     assert "proxy_pass http://qvc_webui_ui;" in ui
     assert "proxy_set_header Upgrade $http_upgrade;" in ui
@@ -236,6 +237,41 @@ def test_api_location_keepalive_and_retries(tmp_path):
     assert "listen 127.0.0.1:8090;" in conf and "stub_status;" in conf
     main = render(tmp_path, hostvars, groups)["nginx.conf.j2"]
     assert "server_tokens off;" in main
+
+
+def test_rate_limit_per_api_key_sized_from_the_fleet(tmp_path):
+    hostvars, groups = inventory(THREE_BY_THREE)  # 9 instances
+    keys = {"alice": "tok-alice-0123456789abcdef"}
+    conf = render(tmp_path, hostvars, groups, nginx_lb_api_keys=keys)["qvc-lb.conf.j2"]
+    assert "limit_req_zone $qvc_api_client zone=qvc_api:10m rate=180r/s;" in conf
+    assert "limit_req zone=qvc_api burst=360 nodelay;" in location(conf, "/v1/")
+    conf = render(tmp_path, hostvars, groups, nginx_lb_api_keys=keys, nginx_lb_rate_limit_rate="5r/s",
+                  nginx_lb_rate_limit_burst=7)["qvc-lb.conf.j2"]
+    assert "rate=5r/s;" in conf and "burst=7 nodelay;" in conf
+    conf = render(tmp_path, hostvars, groups, nginx_lb_rate_limit_enabled=True)["qvc-lb.conf.j2"]
+    assert "limit_req_zone $binary_remote_addr zone=qvc_api:10m rate=180r/s;" in conf
+
+
+def test_lb_errors_are_openai_json_with_retry_after(tmp_path):
+    import json
+
+    hostvars, groups = inventory(ONE_BY_ONE)
+    conf = render(tmp_path, hostvars, groups, nginx_lb_retry_after=3,
+                  nginx_lb_api_keys={"a": "tok-a-0123456789abcdef"})["qvc-lb.conf.j2"]
+    api = location(conf, "/v1/")
+    assert "error_page 401 = @qvc_401;" in api  # not for the UI's basic auth
+    # nginx: a location with its own error_page inherits none of the server's; all must be there
+    for code in (413, 429, 502, 503, 504):
+        assert f"error_page {code} = @qvc_{code};" in api, code
+    for code in (401, 413, 429, 502, 503, 504):
+        assert f"error_page {code} = @qvc_{code};" in conf
+        block = re.search(r"location @qvc_%d \{(.*?)\n    \}" % code, conf, re.S).group(1)
+        body = re.search(r"return %d '(.*)\\n';" % code, block).group(1)
+        err = json.loads(body)["error"]
+        assert set(err) == {"message", "type", "code"}
+        assert ("Retry-After 3 always;" in block) is (code in (429, 502, 503, 504))
+        assert "default_type application/json;" in block
+    assert "proxy_intercept_errors on" not in conf  # the instances' own errors pass through
 
 
 @pytest.mark.parametrize("value,enabled", [(True, True), ("true", True), ("yes", True), (False, False),
@@ -312,3 +348,25 @@ def test_nginx_t_rejects_a_broken_config(tmp_path):
     res = nginx_t(tmp_path)
     assert res.returncode != 0
     assert "bogus_directive" in res.stderr
+
+
+@needs_nginx
+def test_recorded_drains_render_down_and_survive_a_full_render(tmp_path):
+    spec = {h: dict(v) for h, v in THREE_BY_THREE.items()}
+    spec["gpu2"]["qvc_instance_drains"] = {"qvc-webui-1": "drain", "qvc-webui-2": "hold"}
+    hostvars, groups = inventory(spec)
+    conf = render(tmp_path, hostvars, groups)["qvc-lb.conf.j2"]
+    for up in ("qvc_webui_api", "qvc_webui_ui"):
+        down = re.findall(r"^\s*server (\S+) [^;]*\bdown;", upstream_block(conf, up), re.M)
+        assert down == ["10.9.0.12:8002", "10.9.0.12:8003"], up
+    assert nginx_t(tmp_path).returncode == 0
+
+
+def test_unknown_gpus_refuse_a_partial_upstream(tmp_path):
+    # gpu3 outside --limit without facts, or with a failed discovery: no partial render
+    for gpu3 in ({"ansible_host": "10.9.0.13"},
+                 {"ansible_host": "10.9.0.13", "nvidia_gpu_status": "error", "nvidia_gpu_message": "NVML mismatch"}):
+        spec = {**THREE_BY_THREE, "gpu3": gpu3}
+        hostvars, groups = inventory(spec)
+        with pytest.raises(Exception, match="gpu3"):
+            render(tmp_path, hostvars, groups)

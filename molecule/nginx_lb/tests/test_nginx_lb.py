@@ -40,3 +40,37 @@ def test_api_key_and_basic_auth(host):
 def test_server_tokens_off(host):
     out = host.run("curl -sI http://127.0.0.1/healthz").stdout
     assert "Server: nginx\r" in out
+
+
+def _get(host, *args):
+    """Status line, headers and body of one request (curl -i)."""
+    out = host.run("curl -sk -i --max-time 20 " + " ".join(args)).stdout
+    head, _, body = out.replace("\r\n", "\n").partition("\n\n")
+    return head.lower(), body  # HTTP/2: header names are lower case
+
+
+def test_lb_errors_are_openai_json(host):
+    import json
+
+    # the LB's own 401 (API key): JSON with a Bearer challenge
+    head, body = _get(host, "https://127.0.0.1/v1/models")
+    assert " 401" in head.splitlines()[0] and "www-authenticate: bearer" in head
+    assert json.loads(body)["error"]["code"] == "invalid_api_key"
+    # the UI keeps nginx's basic-auth challenge (a browser login prompt)
+    head, _ = _get(host, "https://127.0.0.1/")
+    assert "www-authenticate: basic" in head
+    # the per-key rate limit (1 r/s, burst 1 in this scenario): the LB's 429 is JSON + Retry-After
+    # (the fake backends' addresses are answered by whatever the test network does; not checked)
+    out = host.run("for i in 1 2 3 4 5; do curl -sk -i --max-time 5 -H 'Authorization: Bearer "
+                   "ci-token-0123456789abcdef' https://127.0.0.1/v1/models; echo '=====' ; done").stdout
+    limited = [r for r in out.replace("\r\n", "\n").split("=====") if r.strip().startswith("HTTP/2 429")]
+    assert limited, out[:2000]
+    head, _, body = limited[0].strip().partition("\n\n")
+    assert "retry-after: 1" in head.lower() and "application/json" in head.lower()
+    assert json.loads(body)["error"]["code"] == "rate_limited"
+    # body over client_max_body_size: 413 JSON
+    head, body = _get(host, "-H 'Authorization: Bearer ci-token-0123456789abcdef'",
+                      "-H 'Content-Type: application/json'", "-d x -H 'Content-Length: 999999999'",
+                      "https://127.0.0.1/v1/chat/completions")
+    assert " 413" in head.splitlines()[0], head
+    assert json.loads(body)["error"]["code"] == "body_too_large"

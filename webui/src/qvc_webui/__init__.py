@@ -1,3 +1,3 @@
 """qvc-webui: OpenAI-compatible + Gradio front end for one Qwen3-VL serving instance."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
