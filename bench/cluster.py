@@ -87,8 +87,6 @@ class SimInstance:
                    QVC_WEBUI_HOST="127.0.0.1", QVC_WEBUI_PORT=str(self.port), QVC_WEBUI_UI_ENABLED="false",
                    QVC_WEBUI_LOG_DIR=str(log_dir), QVC_WEBUI_LOG_LEVEL="WARNING",
                    QVC_WEBUI_INSTANCE_ID=f"bench-{index}", QVC_WEBUI_WARMUP="false",
-                   # no 429s in a benchmark: requests beyond the batch wait in the instance
-                   QVC_WEBUI_QUEUE_SIZE="100000", QVC_WEBUI_QUEUE_TIMEOUT_S="600",
                    **{f"QVC_WEBUI_{k}": str(v) for k, v in profile.items()})
         self.proc = subprocess.Popen([str(WEBUI_PYTHON), "-m", "qvc_webui"], env=env,
                                      stdout=subprocess.DEVNULL, stderr=open(log_dir / "stderr.log", "wb"))
