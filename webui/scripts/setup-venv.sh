@@ -10,10 +10,12 @@ python3 -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install -q -r "$here/requirements.txt"
 "${pip[@]}" install -q --no-deps -r "$here/requirements-torchvision.txt"
-"${pip[@]}" uninstall -q -y torchaudio torchcodec triton 2>/dev/null || true  # unused on CPU (see Dockerfile)
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 install -m 0644 "$here/shim/qvc_torchvision_cpu.py" "$site/"
 echo "import qvc_torchvision_cpu" > "$site/qvc_torchvision_cpu.pth"
 "${pip[@]}" install -q -r "$here/requirements-dev.txt"
-touch "$venv/.installed"  # what scripts/bootstrap.sh looks at
-"$venv/bin/python" -c "import torchvision.transforms.v2.functional, vllm; print('webui venv ok', vllm.__version__)"
+# Last, after every install that resolves vLLM's requirements again (they would bring these back):
+# unused on CPU, and PyPI's CUDA builds of torchaudio/torchcodec do not load beside the CPU torch.
+"${pip[@]}" uninstall -q -y torchaudio torchcodec triton 2>/dev/null || true
+"$venv/bin/python" -c "import torchvision.transforms.v2.functional, vllm; from vllm.model_executor.models import qwen3_vl; print('webui venv ok', vllm.__version__)"
+touch "$venv/.installed"  # what scripts/bootstrap.sh looks at (only once the check above passed)
