@@ -6,7 +6,7 @@ the instance API those use, with the same names as the product (vLLM + qvc shell
 
 * ``POST /v1/chat/completions`` (stream / non-stream, ``stream_options.include_usage``,
   ``max_tokens`` / ``max_completion_tokens``), ``GET /v1/models``; errors in OpenAI JSON (4xx);
-* ``/healthz`` (503 ``loading`` for ``load_s``, then 200), ``/livez``, ``/metrics`` with
+* the product's chat page at ``/``; ``/healthz`` (503 ``loading`` for ``load_s``, then 200), ``/livez``, ``/metrics`` with
   ``vllm:num_requests_running`` / ``vllm:num_requests_waiting``, ``qvc_webui_requests_in_flight``,
   ``qvc_webui_ready``, ``qvc_draining``, ``qvc_webui_info``;
 * the drain contract (``qvc_webui.drain``), exactly as the product.
@@ -112,6 +112,13 @@ class Sim:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())]})
             return await send({"type": "http.response.body", "body": body})
+        if path in ("/", "/index.html") and method in ("GET", "HEAD") and self.settings.ui_enabled:
+            # the product's chat page (a client of /v1), so LB tests of the UI route see what users get
+            from qvc_webui.ui import render_page
+
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/html; charset=utf-8")]})
+            return await send({"type": "http.response.body", "body": render_page(self.settings)})
         if not self.ready:
             return await send_json(send, 503, _err(503, "instance not ready (loading)", "not_ready", "unavailable")[1],
                                    [(b"retry-after", b"5")])

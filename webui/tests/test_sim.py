@@ -85,3 +85,11 @@ async def test_sim_drain(tmp_path):
         assert r.status_code == 503 and r.headers["retry-after"] == "1" and r.json()["error"]["code"] == "draining"
         assert (await c.get("/healthz")).json() == {"status": "draining"}
         assert metric_value((await c.get("/metrics")).text, "qvc_draining") == 1
+
+
+async def test_sim_serves_the_products_chat_page():
+    sim = create_sim_app(settings(engine="sim", ui_enabled=True))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url="http://t") as c:
+        r = await c.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert 'id="q"' in r.text and "v1/chat/completions" in r.text

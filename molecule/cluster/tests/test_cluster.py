@@ -146,7 +146,7 @@ def test_instances_run_from_the_shared_cache_offline():
             assert info["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
             assert info["Config"]["Labels"]["io.qvc.role"] == "webui"
     # the model was copied once, into the one shared directory both workers mount
-    assert sh("qvc-cl-w2", "test", "-f", "/srv/qvc/models/local/tiny-qwen3-vl/config.json").returncode == 0
+    assert sh("qvc-cl-w2", "test", "-f", "/srv/qvc/models/local/tiny-qwen3-vl-hd64/config.json").returncode == 0
 
 
 def test_killing_an_instance_causes_no_client_errors(model):
