@@ -48,6 +48,12 @@ def factory(app: Starlette, started: asyncio.Event | None = None, fail: Exceptio
     return start
 
 
+async def stream_chat(c: httpx.AsyncClient) -> tuple[int, str]:
+    """One streamed chat completion: (status, the whole body)."""
+    async with c.stream("POST", "/v1/chat/completions", json={"stream": True}) as r:
+        return r.status_code, "".join([t async for t in r.aiter_text()])
+
+
 @contextlib.asynccontextmanager
 async def client_for(inst: Instance):
     await inst.startup()
@@ -120,11 +126,7 @@ async def test_in_flight_counts_v1_requests_until_the_stream_ends():
     async with client_for(inst) as c:
         await wait_status(c, "ok")
 
-        async def stream():
-            async with c.stream("POST", "/v1/chat/completions", json={"stream": True}) as r:
-                return r.status_code, "".join([t async for t in r.aiter_text()])
-
-        task = asyncio.create_task(stream())
+        task = asyncio.create_task(stream_chat(c))
         seen = 0
         for _ in range(100):
             seen = max(seen, metric_value((await c.get("/metrics")).text, "qvc_webui_requests_in_flight"))
@@ -158,11 +160,7 @@ async def test_drain_refuses_new_work_keeps_running_streams(tmp_path):
     async with client_for(inst) as c:
         await wait_status(c, "ok")
 
-        async def stream():
-            async with c.stream("POST", "/v1/chat/completions", json={"stream": True}) as r:
-                return r.status_code, "".join([t async for t in r.aiter_text()])
-
-        task = asyncio.create_task(stream())
+        task = asyncio.create_task(stream_chat(c))
         await asyncio.sleep(0.02)
         (tmp_path / "drain").touch()
         r = await c.post("/v1/chat/completions", json={})
