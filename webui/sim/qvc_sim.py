@@ -13,8 +13,10 @@ the instance API those use, with the same names as the product (vLLM + qvc shell
 
 Timing: time to first token ``ttft_ms``, per output token ``tpot_ms``, ``batch_capacity``
 sequences decode at once (more wait: ``num_requests_waiting``); an absolute token schedule so
-event-loop jitter does not accumulate.  Replies are marked: model ``<name>+sim``,
-``system_fingerprint`` ``sim``, text ``[simulated] ...``.
+event-loop jitter does not accumulate.  It serves the model under the same id as vLLM (the
+served model name; another ``model`` gets vLLM's 404), so clients of a fleet that mixes sim and
+vLLM instances see one model. Replies are marked: ``system_fingerprint`` ``sim``, ``owned_by``
+``qvc-sim``, text ``[simulated] ...``.
 
 Run: ``QVC_WEBUI_ENGINE=sim python -m qvc_webui`` with webui/sim on PYTHONPATH (the test image
 built by ``webui/build-image.sh --with-sim`` has it), knobs under config key ``sim``.
@@ -48,7 +50,7 @@ class Sim:
             raise ValueError(f"unknown sim keys: {sorted(unknown)}")
         self.cfg = {**DEFAULTS, **settings.sim}
         self.settings = settings
-        self.model = settings.model_name + "+sim"
+        self.model = settings.model_name
         self.batch = asyncio.Semaphore(int(self.cfg["batch_capacity"]))
         self.running = self.waiting = self.in_flight = 0
         self.ready = False
@@ -154,6 +156,9 @@ class Sim:
         except Exception:
             return await send_json(send, *_err(400, "body must be JSON with a non-empty 'messages' list",
                                                "invalid_request"))
+        if body.get("model") not in (None, self.model):
+            return await send_json(send, *_err(404, f"The model `{body['model']}` does not exist.",
+                                               "model_not_found", "NotFoundError"))
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             return await send_json(send, *_err(400, "max_tokens must be a positive integer", "invalid_request"))

@@ -47,8 +47,15 @@ async def test_sim_chat_stream_and_metrics(tmp_path):
         r = await c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}],
                                                         "max_tokens": 4})
         body = r.json()
-        assert r.status_code == 200 and body["model"] == "tiny+sim" and body["usage"]["completion_tokens"] == 4
+        assert r.status_code == 200 and body["model"] == "tiny" and body["system_fingerprint"] == "sim" and body["usage"]["completion_tokens"] == 4
         assert body["choices"][0]["message"]["content"].startswith("[simulated]")
+        # one model id per fleet, as vLLM's: another name is vLLM's 404
+        r = await c.post("/v1/chat/completions", json={"model": "tiny+other", "max_tokens": 2,
+                                                        "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 404 and r.json()["error"]["type"] == "NotFoundError"
+        r = await c.post("/v1/chat/completions", json={"model": "tiny", "max_tokens": 2,
+                                                        "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 200
         async with c.stream("POST", "/v1/chat/completions", json={
                 "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True,
                 "stream_options": {"include_usage": True}}) as s:
