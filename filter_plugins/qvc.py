@@ -278,6 +278,104 @@ def qvc_replacement_waves(pending: Iterable[Mapping[str, Any]], budget: int,
     return waves
 
 
+def qvc_running_instances(containers: Iterable[Mapping[str, Any]], host: str,
+                          drains: Mapping[str, str] | None = None,
+                          label: str = "io.qvc.role", label_value: str = "webui") -> list[dict[str, Any]]:
+    """The WebUI instances a host runs now, from its running containers (docker_host_info with
+    verbose_output: the API's container summaries): those labelled `label`=`label_value`, with id
+    (label io.qvc.instance), container name, the published address:port, and drained/held from the
+    host's drain markers (qvc_drain_markers). Needs no GPU discovery (the base stage runs before it)."""
+    drains = drains if isinstance(drains, Mapping) else {}
+    out: list[dict[str, Any]] = []
+    for c in containers or []:
+        labels = c.get("Labels") or {}
+        if labels.get(label) != label_value:
+            continue
+        state = c.get("State")
+        if state is not None and state != "running":
+            continue
+        names = [str(n).lstrip("/") for n in c.get("Names") or [] if n]
+        name = names[0] if names else str(c.get("Id", ""))[:12]
+        ports = sorted((p for p in c.get("Ports") or [] if p.get("PublicPort") and p.get("Type", "tcp") == "tcp"),
+                       key=lambda p: (":" in str(p.get("IP", "")), int(p["PublicPort"])))
+        port = ports[0] if ports else {}
+        address = str(port.get("IP") or "")
+        if address in ("", "0.0.0.0", "::"):
+            address = "127.0.0.1"  # published on every address: the host reaches it on loopback
+        out.append({
+            "host": host,
+            "name": name,
+            "id": labels.get("io.qvc.instance") or f"{host}:{name}",
+            "address": address,
+            "port": int(port["PublicPort"]) if port else None,
+            "drained": name in drains,
+            "held": drains.get(name) == "hold",
+        })
+    return sorted(out, key=lambda i: i["name"])
+
+
+def qvc_host_waves(hosts: Iterable[Any] | Mapping[str, int], budget: int, out: int = 0,
+                   allow_beyond: bool = False, step: str = "this step",
+                   var: str = "webui_host_steps_beyond_budget") -> dict[str, Any]:
+    """Group the hosts that need a disruptive host step (a Docker restart, a driver reboot) into waves
+    that keep at most `budget` instances out of service at once, fleet-wide.
+
+    hosts: [{host, instances}] (or {host: instances}) in inventory order; `instances` is how many
+    in-service instances the step takes out on that host (its running instances that are not drained
+    already). out: instances of the fleet already drained: they count against the budget for the whole
+    run (the step does not put them back). Hosts with no instance cost nothing and go in the first wave.
+    A host that alone needs more than the budget left is refused (named in `refused`, with the message
+    its play fails with, before anything changes on it) unless allow_beyond: it then runs alone in a
+    wave of its own. Returns {waves: [[host, ...], ...], refused: {host: message}, budget, out}."""
+    if isinstance(hosts, Mapping):
+        items = [{"host": h, "instances": n} for h, n in hosts.items()]
+    else:
+        items = [dict(h) for h in hosts or []]
+    budget = int(budget)
+    out = max(int(out), 0)
+    cap = budget - out
+    refused: dict[str, str] = {}
+    waves: list[list[str]] = []
+    load: list[int] = []
+    solo: list[bool] = []
+    free: list[str] = []
+    for item in items:
+        host, cost = str(item["host"]), int(item.get("instances") or 0)
+        if cost < 0:
+            raise InstanceSpecError(f"{host}: a host cannot run {cost} instances")
+        if cost == 0:
+            free.append(host)
+            continue
+        if cost > cap:
+            if not allow_beyond:
+                drained = f", {out} already drained in the fleet" if out else ""
+                refused[host] = (
+                    f"{host} runs {cost} instance(s); {step} would take them all out at once, more than the capacity "
+                    f"budget of {max(cap, 0)} instance(s) (webui_max_unavailable={budget}{drained}). Nothing was "
+                    f"changed on {host}. Set {var}: true to run it anyway (alone in its wave), or raise "
+                    f"webui_max_unavailable")
+                continue
+            waves.append([host])
+            load.append(cost)
+            solo.append(True)
+            continue
+        for k, used in enumerate(load):
+            if not solo[k] and used + cost <= cap:
+                waves[k].append(host)
+                load[k] += cost
+                break
+        else:
+            waves.append([host])
+            load.append(cost)
+            solo.append(False)
+    if free:
+        if waves:
+            waves[0] = free + waves[0]
+        else:
+            waves.append(free)
+    return {"waves": waves, "refused": refused, "budget": budget, "out": out}
+
+
 def qvc_duplicate_endpoints(instances: Iterable[Mapping[str, Any]]) -> list[str]:
     """address:port pairs claimed by more than one instance."""
     seen: dict[str, int] = {}
@@ -313,6 +411,8 @@ class FilterModule:
             "qvc_discovery_error_of": lambda host, hv, strict=True: qvc_discovery_error(hv, host, strict=strict),
             "qvc_max_unavailable": qvc_max_unavailable,
             "qvc_replacement_waves": qvc_replacement_waves,
+            "qvc_host_waves": qvc_host_waves,
+            "qvc_running_instances": qvc_running_instances,
             "qvc_duplicate_endpoints": qvc_duplicate_endpoints,
             "qvc_host_address": qvc_host_address,
             "qvc_host_address_source": qvc_host_address_source,
