@@ -26,11 +26,13 @@ disk_size=2G
 # what Ansible uses to become the unprivileged webui service account; on real hosts the
 # common role installs it.
 base_pkgs="systemd,systemd-sysv,udev,dbus,kmod,iproute2,procps,util-linux,openssh-server,python3,python3-apt,sudo,acl,less"
-# docker.io + python3-requests (what the docker role installs with docker_install_source: distro)
+# docker.io + python3-requests (what the docker role installs with docker_install_source: distro),
+# apparmor (Debian installs it by default, and the cloud kernel enables AppArmor: without
+# apparmor_parser Docker cannot load its docker-default profile and starts no container)
 # and busybox-static (the stand-in instance image is built from it) serve the reboot test of
 # molecule/nfs: unpacking them natively here once per recipe is far cheaper than apt under TCG
-# on every run. They are disabled below, so only the guest that runs the docker role starts Docker.
-chroot_pkgs="linux-image-cloud-amd64 initramfs-tools nfs-common nfs-kernel-server docker.io python3-requests busybox-static"
+# on every run. Docker is disabled below, so only the guest that runs the docker role starts it.
+chroot_pkgs="linux-image-cloud-amd64 initramfs-tools nfs-common nfs-kernel-server docker.io python3-requests apparmor busybox-static"
 
 # Everything that changes the image is part of the recipe hash (including this script).
 recipe="debian12|$suite|$mirror|$base_pkgs|$chroot_pkgs|$disk_size|$(sha256sum "$0" | cut -c1-64)"
