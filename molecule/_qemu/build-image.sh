@@ -26,7 +26,13 @@ disk_size=2G
 # what Ansible uses to become the unprivileged webui service account; on real hosts the
 # common role installs it.
 base_pkgs="systemd,systemd-sysv,udev,dbus,kmod,iproute2,procps,util-linux,openssh-server,python3,python3-apt,sudo,acl,less"
-chroot_pkgs="linux-image-cloud-amd64 initramfs-tools nfs-common nfs-kernel-server"
+# docker.io + python3-requests (what the docker role installs with docker_install_source: distro),
+# apparmor (Debian installs it by default, and the cloud kernel enables AppArmor: without
+# apparmor_parser Docker cannot load its docker-default profile and starts no container)
+# and busybox-static (the stand-in instance image is built from it) serve the reboot test of
+# molecule/nfs: unpacking them natively here once per recipe is far cheaper than apt under TCG
+# on every run. Docker is disabled below, so only the guest that runs the docker role starts it.
+chroot_pkgs="linux-image-cloud-amd64 initramfs-tools nfs-common nfs-kernel-server docker.io python3-requests apparmor busybox-static"
 
 # Everything that changes the image is part of the recipe hash (including this script).
 recipe="debian12|$suite|$mirror|$base_pkgs|$chroot_pkgs|$disk_size|$(sha256sum "$0" | cut -c1-64)"
@@ -114,12 +120,14 @@ mkdir -p "$root/etc/systemd/system/systemd-networkd-wait-online.service.d"
 printf '[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=20\n' \
   >"$root/etc/systemd/system/systemd-networkd-wait-online.service.d/any.conf"
 
-# Trim boot work under TCG; NFS server is installed but left for the role to enable/start.
+# Trim boot work under TCG; NFS server and Docker are installed but left for the roles to enable/start.
 for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
             fstrim.timer getty@tty1.service; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 chroot "$root" systemctl disable nfs-server.service >/dev/null 2>&1 || true
+# Docker (and containerd) is installed but left for the docker role to enable/start.
+chroot "$root" systemctl disable docker.service docker.socket containerd.service >/dev/null 2>&1 || true
 
 # ssh: key-only root login with a key generated for this image.
 ssh-keygen -q -t ed25519 -N '' -C qvc-molecule-nfs -f "$work/id_ed25519"

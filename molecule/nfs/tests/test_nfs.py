@@ -182,7 +182,7 @@ def test_mount_survives_server_restart_without_remount(server, client):
 
 
 def test_docker_waits_for_the_mounts_at_boot(client):
-    # NOT RUN by the issue-13 engineer (molecule/nfs is not in that scenario set): the drop-in that
-    # makes docker.service require the shares' mount units.
+    # The drop-in that makes docker.service require the shares' mount units; reboot.yml (side
+    # effect) checks what it does across reboots.
     dropin = client.file("/etc/systemd/system/docker.service.d/qvc-nfs-mounts.conf").content_string
     assert f"RequiresMountsFor={MNT}/config {MNT}/models {MNT}/logs" in dropin
