@@ -2,7 +2,7 @@
 # (system packages, virtual environments, a running Docker engine).
 SHELL := /bin/bash
 
-.PHONY: bootstrap demo demo-down test lint unit
+.PHONY: bootstrap demo demo-down test test-full lint unit
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -13,8 +13,11 @@ demo: bootstrap  ## bring up the local demo cluster and run site.yml against it
 demo-down:  ## remove the local demo cluster
 	scripts/demo.sh down
 
-test: bootstrap  ## lint, unit tests and every molecule scenario
+test: bootstrap  ## lint, unit tests and every molecule scenario (the CI profile, < 60 min)
 	scripts/test.sh
+
+test-full: bootstrap  ## as test, plus the long phases (NFS reboot test, unreachable LB, host steps)
+	QVC_TEST_PROFILE=full scripts/test.sh
 
 lint: bootstrap
 	QVC_SKIP_MOLECULE=1 scripts/test.sh
