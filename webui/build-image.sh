@@ -40,6 +40,10 @@ python="${PYTHON:-$here/.venv/bin/python}"
 [ -x "$python" ] || python=python3
 build="$here/.build"
 mkdir -p "$build"
+# One build at a time per tree: scripts/test.sh starts one in the background and the cluster
+# scenario's prepare step runs this script again; the second waits here and finds the image cached.
+exec 8>"$build/.lock"
+flock 8
 
 # ---------------------------------------------------------------- lean base (debootstrap)
 build_base() {
