@@ -13,10 +13,10 @@ demo: bootstrap  ## bring up the local demo cluster and run site.yml against it
 demo-down:  ## remove the local demo cluster
 	scripts/demo.sh down
 
-test: bootstrap  ## lint, unit tests and every molecule scenario (the CI profile, < 60 min)
+test: bootstrap  ## lint, unit tests and every molecule scenario (the CI profile, about an hour)
 	scripts/test.sh
 
-test-full: bootstrap  ## as test, plus the long phases (NFS reboot test, unreachable LB, host steps)
+test-full: bootstrap  ## as test, plus the long phases (NFS reboot test; cluster: failed rollout, scale, fleet phases, host steps)
 	QVC_TEST_PROFILE=full scripts/test.sh
 
 lint: bootstrap
