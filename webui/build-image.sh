@@ -7,6 +7,8 @@
 #   (QVC_IMAGE_TAG_LATEST=0: not :latest).
 # cuda: Dockerfile.cuda, PyPI's vllm (CUDA) on the same Debian 12 base; tags
 #   qvc/webui:<version>-cuda.  Builds here, runs only on a GPU host.
+# sim: Dockerfile.sim, a TEST image: the qvc shell + the GPU timing emulator, no vLLM (~100 MiB);
+#   tags qvc/webui:<version>-sim.  For benchmarks with many cheap hosts (bench/rerun.py).
 # The build is cached by a hash of the recipe (Dockerfile*, requirements*.txt, this script,
 # shim/, sim/) + source + base image id: an unchanged tree re-tags the existing
 # qvc/webui:build-<hash> image and returns at once.
@@ -26,7 +28,7 @@ save="" base="" check=0 flavor=cpu ca="${PIP_CERT:-/etc/ssl/certs/ca-certificate
 version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$here/src/qvc_webui/__init__.py")"
 while [ $# -gt 0 ]; do
   case "$1" in
-    cpu|cuda) flavor="$1"; shift ;;
+    cpu|cuda|sim) flavor="$1"; shift ;;
     --check) check=1; shift ;;
     --save) save="$2"; shift 2 ;;
     --base) base="$2"; shift 2 ;;
@@ -71,6 +73,7 @@ base_id="$(docker image inspect --format '{{.Id}}' "$base")"
 # ---------------------------------------------------------------- cache key
 dockerfile=Dockerfile; reqs="requirements.txt requirements-torchvision.txt"; suffix=""
 if [ "$flavor" = cuda ]; then dockerfile=Dockerfile.cuda; reqs=requirements-cuda.txt; suffix="-cuda"; fi
+if [ "$flavor" = sim ]; then dockerfile=Dockerfile.sim; reqs=requirements-sim.txt; suffix="-sim"; fi
 src_hash="$(cd "$here" && { echo "$flavor"; cat $dockerfile $reqs build-image.sh pyproject.toml;
   find src shim sim -type f -name '*.py' | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-12)"
 key="$(printf '%s|%s|%s|%s' "$src_hash" "$base_id" "$version" "$(sha256sum < "$ca" | cut -c1-16)" | sha256sum | cut -c1-12)"
@@ -92,6 +95,9 @@ else
         PIP_CONFIG_FILE=/dev/null PIP_CERT="$ca" "$python" -m pip download --quiet \
         --only-binary=:all: --index-url "${QVC_PYPI_INDEX:-https://pypi.org/simple}" -d "$wh" \
         -r requirements-cuda.txt "pip==$pipver")
+    elif [ "$flavor" = sim ]; then
+      (cd "$here" && PIP_CERT="$ca" "$python" -m pip download --quiet --only-binary=:all: -d "$wh" \
+        -r requirements-sim.txt "pip==$pipver")
     else
       (cd "$here" && PIP_CERT="$ca" "$python" -m pip download --quiet --only-binary=:all: -d "$wh" \
         -r requirements.txt "pip==$pipver" \
@@ -116,7 +122,7 @@ else
 fi
 docker tag "$tag" "qvc/webui:$version$suffix"
 # QVC_IMAGE_TAG_LATEST=0: leave qvc/webui:latest alone (a shared Docker engine where others build too)
-[ "$flavor" = cuda ] || [ "${QVC_IMAGE_TAG_LATEST:-1}" = 0 ] || docker tag "$tag" qvc/webui:latest
+[ "$flavor" != cpu ] || [ "${QVC_IMAGE_TAG_LATEST:-1}" = 0 ] || docker tag "$tag" qvc/webui:latest
 size="$(docker image inspect --format '{{.Size}}' "$tag")"
 echo "build-image: qvc/webui:$version$suffix = $tag ($((size / 1024 / 1024)) MiB) in $(( $(date +%s) - start ))s"
 if [ -n "$save" ]; then
@@ -132,10 +138,14 @@ if [ "$check" = 1 ]; then
   cstart=$(date +%s)
   run() { docker run --rm --user 4242:4242 --entrypoint /bin/sh "$tag" -c "$1"; }
   # (`pip check` runs in the build stage of Dockerfile.cuda: a conflict fails the build)
+  if [ "$flavor" = sim ]; then
+    run 'set -e; id; mkdir -p "$HOME"; python -c "import qvc_webui.server, qvc_sim; print(\"sim image ok\")"'
+  else
   run 'set -e; id; echo "HOME=$HOME"; mkdir -p "$HOME" "$VLLM_CACHE_ROOT" "$NUMBA_CACHE_DIR" "$TRITON_CACHE_DIR"
        touch "$HOME/.w" "$VLLM_CACHE_ROOT/.w" "$NUMBA_CACHE_DIR/.w" "$TRITON_CACHE_DIR/.w"; echo caches writable'
   run 'set -e; python -W ignore -c "import vllm, numba, torch; from vllm.model_executor.models import qwen3_vl; \
 import qvc_webui.server, qvc_sim; print(\"vllm\", vllm.__version__, \"numba\", numba.__version__, \"torch\", torch.__version__)"'
+  fi
   if [ "$flavor" = cuda ]; then
     run 'set -e; command -v gcc; echo "int main(void){return 0;}" > /tmp/t.c && gcc /tmp/t.c -o /tmp/t && /tmp/t && echo "gcc ok"'
   fi
