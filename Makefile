@@ -16,7 +16,7 @@ demo-down:  ## remove the local demo cluster
 test: bootstrap  ## lint, unit tests and every molecule scenario (the CI profile, about an hour)
 	scripts/test.sh
 
-test-full: bootstrap  ## as test, plus the long phases (NFS reboot test; cluster: failed rollout, scale, fleet phases, host steps)
+test-full: bootstrap  ## as test, plus the long phases (NFS reboot test; cluster: failed rollout, scale, fleet phases, unreachable LB)
 	QVC_TEST_PROFILE=full scripts/test.sh
 
 lint: bootstrap

@@ -11,18 +11,18 @@ cd "$(dirname "$0")/.."
 
 # Profiles. `ci` (default: `make test`, what CI runs) is sized to finish within 60 minutes on a
 # 2-core machine: every scenario with converge, idempotence, check and verify, and in
-# molecule/cluster the rolling update under load with the real engine, the health report and
-# locust. `full` (`make test-full`, about two hours) adds the long phases: the GPU node's reboot
+# molecule/cluster the rolling update under load with the real engine, the disruptive host steps
+# (Docker restarts in waves), the health report and locust. `full` (`make test-full`, about two hours) adds the long phases: the GPU node's reboot
 # test in molecule/nfs (three TCG boots) and, in molecule/cluster, the failed rollout, scale-in/out,
 # the fleet phases (check mode, image change by site.yml, failed GPU discovery, --limit, held
-# drain, unreachable LB) and the disruptive host steps. A variable set by the caller always wins.
+# drain, unreachable LB). A variable set by the caller always wins.
 profile="${QVC_TEST_PROFILE:-ci}"
 case "$profile" in
   ci)   export QVC_NFS_REBOOT_TEST="${QVC_NFS_REBOOT_TEST:-0}" QVC_CL_FAILED_ROLLOUT="${QVC_CL_FAILED_ROLLOUT:-0}" \
                QVC_CL_SCALE="${QVC_CL_SCALE:-0}" QVC_CL_FLEET_PHASES="${QVC_CL_FLEET_PHASES:-0}" ;;
   full) export QVC_NFS_REBOOT_TEST="${QVC_NFS_REBOOT_TEST:-1}" QVC_CL_FAILED_ROLLOUT="${QVC_CL_FAILED_ROLLOUT:-1}" \
                QVC_CL_SCALE="${QVC_CL_SCALE:-1}" QVC_CL_FLEET_PHASES="${QVC_CL_FLEET_PHASES:-1}" \
-               QVC_CL_LB_GONE="${QVC_CL_LB_GONE:-1}" QVC_CL_HOST_STEPS="${QVC_CL_HOST_STEPS:-1}" ;;
+               QVC_CL_LB_GONE="${QVC_CL_LB_GONE:-1}" ;;
   *) echo "QVC_TEST_PROFILE must be ci or full, got '$profile'" >&2; exit 2 ;;
 esac
 # A scenario that runs past this is stopped and counted as failed, so the summary always comes
