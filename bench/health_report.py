@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark 5: the health report (playbooks/health.yml) at fleet scale, without a fleet.
+"""Benchmark 6: the health report (playbooks/health.yml) at fleet scale, without a fleet.
 
     .venv/bin/python -m bench.health_report [--sizes 200,800] [--per-host 8]
 

@@ -4,7 +4,8 @@
     .venv/bin/python -m bench.rerun [--hosts 3,12] [--runs 2] [--keep]
 
 Builds its own fleet of cheap hosts on this machine: one load balancer and N serving hosts, each a
-systemd container (molecule's Debian 12 base image) running its own Docker engine with one CPU
+systemd container (molecule's Debian 12 base image; the LB also runs Prometheus, as in the demo)
+running its own Docker engine with one CPU
 instance of the GPU timing emulator (the sim image, `webui/build-image.sh sim`, ~100 MiB: the CPU
 image's 2 GiB does not fit a dozen Docker-in-Docker hosts). Shared storage is one host directory
 bind-mounted on every serving host (qvc_storage_backend: local), as in the cluster scenario.
@@ -70,7 +71,8 @@ def ensure_images() -> str:
 def ensure_hosts(n: int) -> None:
     if sh("docker", "network", "inspect", NET, check=False).returncode != 0:
         sh("docker", "network", "create", "--subnet", SUBNET, "--gateway", GW, NET)
-    wanted = [("qvc-rr-lb", "172.29.88.10", [])] + [
+    # the LB runs Docker too (Prometheus and the exporters run as containers)
+    wanted = [("qvc-rr-lb", "172.29.88.10", DIND)] + [
         (host_name(i), f"172.29.88.{10 + i}", DIND + ["-v", f"{BUILD / 'shared'}:/srv/qvc:rw"])
         for i in range(1, n + 1)]
     for name, ip, extra in wanted:
@@ -93,6 +95,7 @@ def inventory(n: int, image_tag: str, path: Path) -> None:
     inv = {"all": {
         "children": {
             "lb": {"hosts": {"qvc-rr-lb": {"qvc_cluster_address": "172.29.88.10"}}},
+            "monitoring": {"hosts": {"qvc-rr-lb": {}}},
             "gpu_nodes": {"hosts": {host_name(i): {"qvc_cluster_address": f"172.29.88.{10 + i}"}
                                     for i in range(1, n + 1)}},
         },

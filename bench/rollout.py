@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark 6: rollout wall time vs the capacity budget, under load, on a real (test) cluster.
+"""Benchmark 5: rollout wall time vs the capacity budget, under load, on a real (test) cluster.
 
     .venv/bin/python -m bench.rollout --inventory INV [--lb-url http://172.29.77.10] [--budgets 1,2,3]
                                       [--per-host 3] [--clients 2] [--load-s 30]
