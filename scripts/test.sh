@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 # Profiles. `ci` (default: `make test`, what CI runs) is sized to finish within 60 minutes on a
 # 2-core machine: every scenario with converge, idempotence, check and verify, and in
 # molecule/cluster the rolling update under load with the real engine, the disruptive host steps
-# (Docker restarts in waves), the health report and locust. `full` (`make test-full`, about two hours) adds the long phases: the GPU node's reboot
-# test in molecule/nfs (three TCG boots) and, in molecule/cluster, the failed rollout, scale-in/out,
+# (Docker restarts in waves), the health report and locust. `full` (`make test-full`, about two
+# hours) adds the long phases: the GPU node's reboot test in molecule/nfs (three TCG boots) and,
+# in molecule/cluster, the failed rollout, scale-in/out,
 # the fleet phases (check mode, image change by site.yml, failed GPU discovery, --limit, held
 # drain, unreachable LB). A variable set by the caller always wins.
 profile="${QVC_TEST_PROFILE:-ci}"
